@@ -1,0 +1,128 @@
+"""Connects the sans-I/O hub to live connections.
+
+Every batch window: ``hub.flush(now)``, then write each ready session's outbox
+to its connection if the connection is draining; otherwise leave the frames in
+the outbox, where the hub's slow-consumer policy applies. Replies to a client's
+own message (pong, errors, acks) are written at once, not at the next window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Protocol
+
+from daemon.hub.hub import Hub
+from daemon.hub.session import Frame, Session
+
+log = logging.getLogger("ratehub.hub")
+
+
+class Conn(Protocol):
+    def writable(self) -> bool: ...
+    def write(self, frames: list[Frame]) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+
+class HubPump:
+    def __init__(
+        self, hub: Hub, clock: Clock, window_s: float, heartbeat_s: float, debug: bool = False
+    ) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.window_s = window_s
+        self.heartbeat_s = heartbeat_s
+        self.debug = debug
+        self.conns: dict[int, Conn] = {}
+        self._ids = itertools.count(1)
+        self._blocked: set[Session] = set()
+        self.accepting = True
+
+    def attach(
+        self,
+        conn: Conn,
+        client_type: str,
+        store_id: str | None,
+        key_id: str,
+        last_seq: int | None = None,
+        epoch: str | None = None,
+    ) -> Session:
+        sid = next(self._ids)
+        session = self.hub.open(
+            sid,
+            client_type,
+            store_id,
+            key_id,
+            self.clock.time(),
+            last_seq=last_seq,
+            last_epoch=epoch,
+        )
+        self.conns[sid] = conn
+        if self.debug:
+            log.info("ws open #%d %s store=%s key=%s", sid, client_type, store_id, key_id)
+        self.write_ready()
+        return session
+
+    def detach(self, sid: int) -> None:
+        session = self.hub.sessions.get(sid)
+        if session is not None:
+            self._blocked.discard(session)
+        self.hub.close(sid)
+        self.conns.pop(sid, None)
+        if self.debug:
+            log.info("ws close #%d", sid)
+
+    def receive(self, sid: int, text: str) -> None:
+        if self.debug:
+            log.info("ws recv #%d %s", sid, text[:200])
+        self.hub.receive(sid, text, self.clock.time())
+        self.write_ready()
+
+    def write_ready(self) -> None:
+        ready = self.hub.take_ready()
+        if self._blocked:
+            ready.extend(self._blocked)
+            self._blocked = set()
+        for s in ready:
+            conn = self.conns.get(s.id)
+            if conn is None:
+                continue
+            if s.closing is not None:
+                conn.close(*s.closing)
+                continue
+            if not s.outbox:
+                continue
+            if not conn.writable():
+                self._blocked.add(s)
+                continue
+            frames = list(s.outbox)
+            s.outbox.clear()
+            conn.write(frames)
+            self.hub.sent(s, frames)
+
+    def tick(self) -> None:
+        self.hub.flush(self.clock.time())
+        self.write_ready()
+
+    async def run(self) -> None:
+        """Flush every window and send heartbeats, until cancelled."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + self.heartbeat_s
+        while True:
+            await asyncio.sleep(self.window_s)
+            self.tick()
+            if loop.time() >= next_beat:
+                next_beat = loop.time() + self.heartbeat_s
+                self.hub.heartbeat(self.clock.time())
+                self.write_ready()
+
+    def close_all(self, code: int, reason_for: dict[int, str] | None = None) -> None:
+        for sid, conn in list(self.conns.items()):
+            session = self.hub.sessions.get(sid)
+            seq = session.last_seq if session else 0
+            conn.close(code, f"server restarting; resume with lastSeq={seq}")

@@ -1,0 +1,122 @@
+"""RateEngine: the facade over the market book and the override book.
+
+Pure and synchronous: every method that depends on time takes ``now``; ids are
+passed in. Mutating methods return the domain events they caused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from daemon.engine.events import (
+    EngineEvent,
+    MarketUpdated,
+    OverrideCleared,
+    OverrideExpired,
+    OverrideSet,
+    RatesChanged,
+)
+from daemon.engine.market import MarketBook
+from daemon.engine.model import MarketQuote, Override, StoreRate
+from daemon.engine.overrides import OverrideBook, OverrideRequest
+from daemon.engine.pairs import Pair, resolve_pair
+from daemon.engine.policy import OverridePolicy, PairPolicy
+from daemon.engine.pricing import price
+from daemon.errors import Unavailable
+
+
+class RateEngine:
+    def __init__(self, policies: dict[Pair, PairPolicy], override_policy: OverridePolicy) -> None:
+        self.policies = policies
+        self.override_policy = override_policy
+        self.market = MarketBook(policies)
+        self.overrides = OverrideBook()
+
+    @property
+    def pairs(self) -> list[Pair]:
+        return sorted(self.policies)
+
+    def pair(self, text: str) -> Pair:
+        return resolve_pair(text, frozenset(self.policies))
+
+    # -- market -------------------------------------------------------------------------
+
+    def on_market_tick(
+        self, pair: Pair, mid: Decimal, source: str, now: datetime
+    ) -> list[EngineEvent]:
+        """Apply a market tick; raises TickRejected when it fails the sanity checks."""
+        quote = self.market.apply(pair, mid, source, now)
+        return [MarketUpdated(quote), RatesChanged(frozenset({pair}))]
+
+    # -- rates --------------------------------------------------------------------------
+
+    def rate(self, pair: Pair, store_id: str | None, now: datetime) -> StoreRate:
+        market = self.market.quote(pair)
+        if market is None:
+            raise Unavailable(f"no market data for {pair} yet; the feed has not ticked")
+        override = self.overrides.effective(pair, store_id, now)
+        return price(
+            self.policies[pair],
+            market,
+            override,
+            store_id,
+            now,
+            stale=self.market.is_stale(pair, now),
+        )
+
+    def rates(
+        self, store_id: str | None, now: datetime, pairs: list[Pair] | None = None
+    ) -> list[StoreRate]:
+        out = []
+        for pair in pairs if pairs is not None else self.pairs:
+            if self.market.quote(pair) is not None:
+                out.append(self.rate(pair, store_id, now))
+        return out
+
+    def market_quotes(self) -> list[MarketQuote]:
+        return self.market.quotes()
+
+    # -- overrides ----------------------------------------------------------------------
+
+    def plan_override(
+        self, req: OverrideRequest, *, override_id: str, author: str, now: datetime
+    ) -> Override:
+        """Validate a request and return the override it would create; changes nothing."""
+        return self.overrides.plan(
+            req,
+            pair_policy=self.policies[req.pair],
+            policy=self.override_policy,
+            market=self.market.quote(req.pair),
+            override_id=override_id,
+            author=author,
+            now=now,
+        )
+
+    def commit_override(self, ov: Override) -> list[EngineEvent]:
+        if not self.overrides.commit(ov):
+            return []
+        return [OverrideSet(ov), RatesChanged(frozenset({ov.pair}), ov.store_id)]
+
+    def preview(self, ov: Override, now: datetime) -> StoreRate:
+        """The rate ``ov`` would publish, before it is committed."""
+        market = self.market.quote(ov.pair)
+        if market is None:
+            raise Unavailable(f"no market data for {ov.pair} yet; the feed has not ticked")
+        return price(self.policies[ov.pair], market, ov, ov.store_id, now)
+
+    def plan_clear(self, pair: Pair, store_id: str | None, now: datetime) -> Override:
+        return self.overrides.plan_clear(pair, store_id, now)
+
+    def commit_clear(self, ov: Override, by: str) -> list[EngineEvent]:
+        if not self.overrides.remove(ov):
+            return []
+        return [OverrideCleared(ov, by), RatesChanged(frozenset({ov.pair}), ov.store_id)]
+
+    def due_expiries(self, now: datetime) -> list[Override]:
+        return self.overrides.expired(now)
+
+    def commit_expiry(self, ov: Override) -> list[EngineEvent]:
+        if not self.overrides.remove(ov):
+            return []
+        return [OverrideExpired(ov), RatesChanged(frozenset({ov.pair}), ov.store_id)]

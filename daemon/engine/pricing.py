@@ -1,0 +1,82 @@
+"""From a market mid (and maybe an override) to a store's buy and sell.
+
+Convention (DESIGN.md): ``buy`` is what a customer pays for one unit of the base
+currency, ``sell`` what a customer receives for one. ``0 < sell < mid < buy``.
+Computed rates are rounded outward to the pair's tick (buy up, sell down) so
+rounding never narrows the spread.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from daemon.engine.model import MarketQuote, Override, StoreRate
+from daemon.engine.money import TWO, ZERO, mid_of, round_down, round_up, spread_of
+from daemon.engine.policy import PairPolicy
+from daemon.errors import InvalidRates
+
+INVARIANT = "sellRate < mid < buyRate (buyRate is what a customer pays, sellRate what they receive)"
+
+
+def quote_from_mid(mid: Decimal, spread: Decimal, tick: Decimal) -> tuple[Decimal, Decimal]:
+    """Buy and sell around ``mid`` with the relative total ``spread``, rounded outward."""
+    half = mid * spread / TWO
+    buy = round_up(mid + half, tick)
+    sell = round_down(mid - half, tick)
+    if sell <= ZERO:
+        raise InvalidRates(f"spread {spread} is too wide for mid {mid}: sellRate would be <= 0")
+    if buy == sell:  # zero spread at an exact tick: widen by one tick each side
+        buy, sell = buy + tick, sell - tick
+    return buy, sell
+
+
+def check_rates(buy: Decimal, sell: Decimal) -> None:
+    """Reject zero, negative and inverted rates with a message that states the convention."""
+    if buy <= ZERO or sell <= ZERO:
+        raise InvalidRates(f"rates must be positive (got buyRate {buy}, sellRate {sell})")
+    if buy <= sell:
+        raise InvalidRates(
+            f"buyRate {buy} must be greater than sellRate {sell}: {INVARIANT}",
+            buyRate=str(buy),
+            sellRate=str(sell),
+        )
+
+
+def price(
+    policy: PairPolicy,
+    market: MarketQuote,
+    override: Override | None,
+    store_id: str | None,
+    now: datetime,
+    spread: Decimal | None = None,
+    stale: bool = False,
+) -> StoreRate:
+    """The rate a store publishes for one pair."""
+    applied = policy.spread if spread is None else spread
+    if override is not None and override.buy is not None and override.sell is not None:
+        buy, sell = override.buy, override.sell
+        mid = mid_of(buy, sell)
+        source = override.source
+    else:
+        if override is not None and override.spread is not None:
+            applied = override.spread
+        mid = market.mid
+        buy, sell = quote_from_mid(mid, applied, policy.tick)
+        source = override.source if override is not None else "+".join(market.sources)
+    return StoreRate(
+        pair=policy.pair,
+        store_id=store_id,
+        mid=mid,
+        buy=buy,
+        sell=sell,
+        spread=spread_of(buy, sell, mid),
+        source=source,
+        tick=policy.tick,
+        market=market,
+        spread_applied=applied,
+        timestamp=now,
+        override=override,
+        valid_until=override.valid_until if override is not None else None,
+        stale=stale,
+    )

@@ -1,0 +1,550 @@
+"""The hub core.
+
+Theory of operation
+-------------------
+Inputs: ``open``/``close`` a session, ``receive`` a client's text, ``mark_rates``
+(which pairs changed, for which store), ``publish_event`` (a discrete event),
+``flush(now)`` once per batch window, ``heartbeat(now)``. Outputs: frames in each
+session's bounded outbox; ``take_ready()`` names the sessions with something to
+send. The adapter writes them and reports back with ``sent``.
+
+Batching and conflation: ``mark_rates`` only records *which* pairs are dirty;
+``flush`` reads the current values once per store, so within a window the
+latest value per (store, pair) wins. Sessions are grouped by (store, client type,
+subscription) and each group's frame is encoded once and shared by every member.
+
+Sequence: ``seq`` numbers the discrete events (overrides, locks, breaches) in
+the order they are published, within an ``epoch`` naming the database they
+belong to. Every frame carries the seq of the latest event published when it was
+built; rate frames are state, not log entries, so they carry the position and
+take no number. A client that reconnects with its last seq gets every retained
+event after it plus a fresh rate snapshot, or, if the log no longer reaches back
+that far, a snapshot marked ``recovered: false`` with the gap. Numbers are
+allocated before the event is written (``allocate_seq``) and published in
+allocation order, so a client never sees seq N+1 before N.
+
+Slow consumers: see ``_enqueue``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from daemon import wire
+from daemon.engine.pairs import Pair, match_symbol
+from daemon.errors import ProtocolError
+from daemon.hub.ratelimit import TokenBucket
+from daemon.hub.session import (
+    CLIENT_TYPES,
+    CLOSE_RATE_LIMITED,
+    CLOSE_SLOW_CONSUMER,
+    DASHBOARD,
+    Frame,
+    Session,
+    Subscription,
+)
+
+# store_id -> {pair: wire rate dict}, every configured pair with market data.
+RatesProvider = Callable[[str | None], dict[Pair, dict[str, Any]]]
+Authorizer = Callable[[str, str | None], None]
+
+CLIENT_MESSAGES = ("subscribe", "rate_subscribe", "unsubscribe", "resume", "ping")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    seq: int
+    store_id: str | None
+    type: str
+    data: dict[str, Any]
+    ts_ms: int
+
+
+@dataclass
+class HubStats:
+    frames: int = 0
+    messages: int = 0
+    conflated: int = 0
+    dropped: int = 0
+    slow_closes: int = 0
+    rate_limited: int = 0
+    protocol_errors: int = 0
+
+
+def checksum(rates: Iterable[dict[str, Any]]) -> str:
+    """CRC-32 (hex) of ``PAIR=buy/sell;`` for each rate, pairs sorted, numbers as JSON prints them."""
+    parts = sorted(f"{r['currencyPair']}={r.get('buyRate')}/{r.get('sellRate')};" for r in rates)
+    return f"{zlib.crc32(''.join(parts).encode()):08x}"
+
+
+def _allow_all(key_id: str, store_id: str | None) -> None:
+    return None
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        epoch: str,
+        pairs: Iterable[Pair],
+        rates: RatesProvider,
+        queue_frames: int = 64,
+        messages_per_second: float = 20.0,
+        message_burst: int = 40,
+        heartbeat_interval_ms: int = 30000,
+        first_seq: int = 1,
+        log_size: int = 10_000,
+        authorize: Authorizer = _allow_all,
+    ) -> None:
+        self.epoch = epoch
+        self.pairs = frozenset(pairs)
+        self._rates = rates
+        self.queue_frames = queue_frames
+        self._msg_rate = messages_per_second
+        self._msg_burst = message_burst
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self._authorize = authorize
+        self.seq = first_seq - 1  # the latest event published
+        self._allocated = self.seq
+        self.log: deque[LoggedEvent] = deque(maxlen=log_size)
+        self.log_floor = first_seq - 1  # events at or below this seq are no longer retained
+        self.sessions: dict[int, Session] = {}
+        self._groups: dict[tuple[str | None, str, Subscription], set[Session]] = {}
+        self._group_sent: dict[tuple[str | None, str, Subscription], float] = {}
+        self._group_pending: dict[tuple[str | None, str, Subscription], set[Pair]] = {}
+        self._dirty_all: set[Pair] = set()
+        self._dirty_store: dict[str, set[Pair]] = {}
+        self._marks = 0
+        self._ready: set[Session] = set()
+        self.stats = HubStats()
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def open(
+        self,
+        sid: int,
+        client_type: str,
+        store_id: str | None,
+        key_id: str,
+        now: float,
+        *,
+        last_seq: int | None = None,
+        last_epoch: str | None = None,
+    ) -> Session:
+        if client_type not in CLIENT_TYPES:
+            raise ProtocolError(
+                f"clientType must be one of {', '.join(CLIENT_TYPES)}, got {client_type!r}"
+            )
+        bucket = TokenBucket(self._msg_rate, self._msg_burst, now)
+        s = Session(sid, client_type, store_id, key_id, bucket, last_seq=self.seq)
+        self.sessions[sid] = s
+        self._join(s)
+        welcome = {
+            "sessionId": sid,
+            "clientType": client_type,
+            "storeId": store_id,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "heartbeatIntervalMs": self.heartbeat_interval_ms,
+            "protocol": wire.PROTOCOL_VERSION,
+            "accepts": list(CLIENT_MESSAGES),
+        }
+        self._control(s, wire.message(wire.WELCOME, welcome, int(now * 1000)))
+        if last_seq is not None:
+            self._resume(s, last_seq, last_epoch, now)
+        else:
+            self._snapshot(s, now)
+        return s
+
+    def close(self, sid: int) -> None:
+        s = self.sessions.pop(sid, None)
+        if s is not None:
+            self._leave(s)
+            self._ready.discard(s)
+
+    def _join(self, s: Session) -> None:
+        self._groups.setdefault(s.group_key, set()).add(s)
+
+    def _leave(self, s: Session) -> None:
+        members = self._groups.get(s.group_key)
+        if members is not None:
+            members.discard(s)
+            if not members:
+                del self._groups[s.group_key]
+                self._group_sent.pop(s.group_key, None)
+                self._group_pending.pop(s.group_key, None)
+
+    def _resubscribe(self, s: Session, store_id: str | None, sub: Subscription) -> None:
+        if store_id != s.store_id:
+            self._authorize(s.key_id, store_id)
+        self._leave(s)
+        s.store_id, s.sub = store_id, sub
+        self._join(s)
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def receive(self, sid: int, text: str, now: float) -> None:
+        """Handle one text frame from a client. Bad input gets an ``error`` message;
+        abuse sets ``session.closing``."""
+        s = self.sessions[sid]
+        if not s.bucket.take(now):
+            self.stats.rate_limited += 1
+            s.violations += 1
+            if s.violations > 3:
+                self._close(s, CLOSE_RATE_LIMITED, "message rate limit exceeded repeatedly")
+            else:
+                self._error(
+                    s, "rate_limited", f"slow down: at most {self._msg_rate:g} messages/s", now
+                )
+            return
+        try:
+            msg = wire.WsMessage.model_validate_json(text)
+        except ValidationError:
+            self.stats.protocol_errors += 1
+            self._error(
+                s,
+                "invalid_message",
+                'expected JSON {"type": ..., "data": {...}}; '
+                f"accepted types: {', '.join(CLIENT_MESSAGES)}",
+                now,
+            )
+            return
+        handler = getattr(self, f"_on_{msg.type}", None)
+        if msg.type not in CLIENT_MESSAGES or handler is None:
+            self._error(
+                s,
+                "unknown_type",
+                f"unknown message type {msg.type!r}; accepted: {', '.join(CLIENT_MESSAGES)}",
+                now,
+            )
+            return
+        try:
+            handler(s, msg.data if isinstance(msg.data, dict) else {}, now)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self._error(s, "invalid_data", f"{msg.type}: {where}: {first['msg']}", now)
+        except ProtocolError as exc:
+            self._error(s, exc.code, exc.message, now)
+        except Exception as exc:  # a RatehubError from authorize
+            code = getattr(exc, "code", "error")
+            self._error(s, code, getattr(exc, "message", str(exc)), now)
+
+    def _pairs_for(self, symbols: Iterable[str]) -> tuple[frozenset[Pair] | None, list[str]]:
+        pairs: set[Pair] = set()
+        unknown = []
+        symbols = list(symbols)
+        if not symbols:
+            return None, []
+        for sym in symbols:
+            found = match_symbol(sym, self.pairs)
+            if not found:
+                unknown.append(sym)
+            pairs |= found
+        return frozenset(pairs), unknown
+
+    def _on_subscribe(self, s: Session, data: dict[str, Any], now: float) -> None:
+        req = wire.SubscribeData.model_validate(data)
+        pairs, unknown = self._pairs_for(req.symbols)
+        kind = req.subscriptionType
+        sub = Subscription(
+            pairs=pairs,
+            market_data=kind in ("market_data", "all") or s.sub.market_data,
+            rate_type=s.sub.rate_type,
+            min_interval_ms=max(0, req.frequency or 0),
+        )
+        store = req.storeId if req.storeId is not None else s.store_id
+        self._resubscribe(s, store, sub)
+        self._ack(s, "subscribe", unknown, now)
+        self._snapshot(s, now)
+
+    def _on_rate_subscribe(self, s: Session, data: dict[str, Any], now: float) -> None:
+        req = wire.RateSubscribeData.model_validate(data)
+        pairs, unknown = self._pairs_for(req.currencies)
+        sub = Subscription(
+            pairs=pairs,
+            market_data=req.includeMarketData,
+            rate_type=req.rateType,
+            min_interval_ms=s.sub.min_interval_ms,
+        )
+        store = req.storeId if req.storeId is not None else s.store_id
+        self._resubscribe(s, store, sub)
+        self._ack(s, "rate_subscribe", unknown, now)
+        self._snapshot(s, now)
+
+    def _on_unsubscribe(self, s: Session, data: dict[str, Any], now: float) -> None:
+        symbols = data.get("symbols") or data.get("currencies") or []
+        if not isinstance(symbols, list):
+            raise ProtocolError("unsubscribe: symbols must be a list")
+        current = s.sub.pairs if s.sub.pairs is not None else self.pairs
+        remove, _ = self._pairs_for(symbols)
+        left = frozenset() if remove is None else current - remove
+        sub = Subscription(
+            left, s.sub.market_data and bool(left), s.sub.rate_type, s.sub.min_interval_ms
+        )
+        self._resubscribe(s, s.store_id, sub)
+        self._ack(s, "unsubscribe", [], now)
+
+    def _on_resume(self, s: Session, data: dict[str, Any], now: float) -> None:
+        last = data.get("lastSeq")
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+            raise ProtocolError("resume: lastSeq must be a non-negative integer")
+        epoch = data.get("epoch")
+        self._resume(s, last, epoch if isinstance(epoch, str) else None, now)
+
+    def _on_ping(self, s: Session, data: dict[str, Any], now: float) -> None:
+        pong = {"serverTime": int(now * 1000), "clientTimestamp": data.get("timestamp")}
+        self._control(s, wire.message(wire.PONG, pong, int(now * 1000)))
+
+    def _ack(self, s: Session, what: str, unknown: list[str], now: float) -> None:
+        sub = s.sub
+        data = {
+            "request": what,
+            "storeId": s.store_id,
+            "pairs": sorted(str(p) for p in (sub.pairs if sub.pairs is not None else self.pairs)),
+            "unknownSymbols": unknown,
+            "marketData": sub.market_data,
+            "rateType": sub.rate_type,
+            "frequency": sub.min_interval_ms,
+        }
+        self._control(s, wire.message(wire.SUBSCRIBED, data, int(now * 1000)))
+
+    def _error(self, s: Session, code: str, text: str, now: float) -> None:
+        self._control(s, wire.message(wire.ERROR, {"code": code, "message": text}, int(now * 1000)))
+
+    # -- outbound -------------------------------------------------------------------------
+
+    def mark_rates(self, pairs: Iterable[Pair], store_id: str | None = None) -> None:
+        """Rates of ``pairs`` changed for ``store_id`` (None: every store)."""
+        pairs = set(pairs)
+        self._marks += len(pairs)
+        if store_id is None:
+            self._dirty_all |= pairs
+        else:
+            self._dirty_store.setdefault(store_id, set()).update(pairs)
+
+    def allocate_seq(self) -> int:
+        """Number the next discrete event (the caller writes it with this seq first)."""
+        self._allocated += 1
+        return self._allocated
+
+    def publish_event(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        store_id: str | None,
+        now: float,
+        seq: int | None = None,
+    ) -> LoggedEvent:
+        """Queue a discrete event for every session that should see it; never conflated."""
+        seq = self.allocate_seq() if seq is None else seq
+        self.seq = max(self.seq, seq)
+        ev = LoggedEvent(seq, store_id, type_, data, int(now * 1000))
+        self._retain(ev)
+        for s in self.sessions.values():
+            if self._sees(s, ev):
+                self._enqueue(s, Frame(self._event_text(s.client_type, ev), ev.seq, False))
+        return ev
+
+    def restore_log(self, events: Iterable[LoggedEvent], floor: int) -> None:
+        for ev in events:
+            self._retain(ev)
+        self.log_floor = max(self.log_floor, floor)
+
+    def _retain(self, ev: LoggedEvent) -> None:
+        if len(self.log) == self.log.maxlen:
+            self.log_floor = self.log[0].seq
+        self.log.append(ev)
+
+    def publish_market(self, quotes: list[dict[str, Any]], now: float) -> None:
+        """``market_data_update`` to dashboards that asked for market data (conflatable)."""
+        targets = [s for s in self.sessions.values() if s.sub.market_data]
+        if not targets:
+            return
+        ts = int(now * 1000)
+        texts: dict[str, str] = {}
+        for s in targets:
+            text = texts.get(s.client_type)
+            if text is None:
+                payload = {"quotes": quotes}
+                text = wire.encode(
+                    self._dialect(s.client_type, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
+                )
+                texts[s.client_type] = text
+            self._enqueue(s, Frame(text, self.seq, True))
+
+    def heartbeat(self, now: float) -> None:
+        data = {"serverTime": int(now * 1000), "epoch": self.epoch, "seq": self.seq}
+        text = wire.encode(wire.message(wire.HEARTBEAT, data, int(now * 1000)))
+        for s in self.sessions.values():
+            self._enqueue(s, Frame(text, self.seq, False), control=True)
+
+    def flush(self, now: float) -> None:
+        """Close the batch window: one rates frame per group whose pairs changed."""
+        if not (self._dirty_all or self._dirty_store or self._group_pending):
+            return
+        tables: dict[str | None, dict[Pair, dict[str, Any]]] = {}
+        changed = 0
+        for key, members in self._groups.items():
+            store_id, ctype, sub = key
+            dirty = (
+                self._dirty_all | self._dirty_store.get(store_id, set())
+                if store_id
+                else self._dirty_all
+            )
+            pending = self._group_pending.get(key)
+            if pending:
+                dirty = dirty | pending
+            if sub.pairs is not None:
+                dirty = dirty & sub.pairs
+            if not dirty:
+                continue
+            if now - self._group_sent.get(key, float("-inf")) < sub.min_interval_ms / 1000:
+                self._group_pending[key] = set(dirty)
+                continue
+            self._group_pending.pop(key, None)
+            self._group_sent[key] = now
+            if store_id not in tables:
+                tables[store_id] = self._rates(store_id)
+            text = self._rates_text(ctype, sub, tables[store_id], dirty, now, self.seq, {})
+            frame = Frame(text, self.seq, True)
+            for s in members:
+                if s.needs_snapshot:
+                    self._snapshot(s, now)
+                else:
+                    self._enqueue(s, frame)
+            changed += len(dirty)
+        self.stats.conflated += max(0, self._marks - changed) if changed else 0
+        self._marks = 0
+        self._dirty_all.clear()
+        self._dirty_store.clear()
+
+    def take_ready(self) -> list[Session]:
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
+
+    def sent(self, s: Session, frames: list[Frame]) -> None:
+        """The adapter wrote these frames; the client's resume position moves on."""
+        for f in frames:
+            if f.seq > s.last_seq:
+                s.last_seq = f.seq
+        self.stats.frames += len(frames)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _dialect(
+        self, ctype: str, type_: str, payload: dict[str, Any], ts: int, seq: int
+    ) -> dict[str, Any]:
+        """The dashboard reads ``{type: "data", data: {type, ...}}``; the store terminal
+        reads ``{type, data}`` (integration guide). Both get ``seq`` and ``epoch``."""
+        if ctype == DASHBOARD:
+            return {
+                "type": "data",
+                "data": {"type": type_, **payload},
+                "timestamp": ts,
+                "seq": seq,
+                "epoch": self.epoch,
+            }
+        return {"type": type_, "data": payload, "timestamp": ts, "seq": seq, "epoch": self.epoch}
+
+    def _event_text(self, ctype: str, ev: LoggedEvent) -> str:
+        return wire.encode(self._dialect(ctype, ev.type, ev.data, ev.ts_ms, ev.seq))
+
+    def _rates_text(
+        self,
+        ctype: str,
+        sub: Subscription,
+        table: dict[Pair, dict[str, Any]],
+        pairs: Iterable[Pair],
+        now: float,
+        seq: int,
+        extra: dict[str, Any],
+    ) -> str:
+        rates = [self._shape(table[p], sub.rate_type) for p in sorted(pairs) if p in table]
+        scope = [table[p] for p in (sub.pairs if sub.pairs is not None else table) if p in table]
+        payload = {"rates": rates, "checksum": checksum(scope), **extra}
+        return wire.encode(self._dialect(ctype, wire.RATE_UPDATE, payload, int(now * 1000), seq))
+
+    @staticmethod
+    def _shape(rate: dict[str, Any], rate_type: str) -> dict[str, Any]:
+        if rate_type == "buy":
+            return {k: v for k, v in rate.items() if k != "sellRate"}
+        if rate_type == "sell":
+            return {k: v for k, v in rate.items() if k != "buyRate"}
+        return rate
+
+    def _sees(self, s: Session, ev: LoggedEvent) -> bool:
+        if ev.store_id is not None and s.store_id is not None and ev.store_id != s.store_id:
+            return False
+        if ev.store_id is not None and s.store_id is None and s.client_type != DASHBOARD:
+            return False
+        pair = ev.data.get("currencyPair")
+        if pair and s.sub.pairs is not None:
+            return any(str(p) == pair for p in s.sub.pairs)
+        return True
+
+    def _snapshot(self, s: Session, now: float, **extra: Any) -> None:
+        s.needs_snapshot = False
+        table = self._rates(s.store_id)
+        pairs = s.sub.pairs if s.sub.pairs is not None else table.keys()
+        text = self._rates_text(
+            s.client_type, s.sub, table, pairs, now, self.seq, {"snapshot": True, **extra}
+        )
+        self._enqueue(s, Frame(text, self.seq, True))
+
+    def _resume(self, s: Session, last_seq: int, last_epoch: str | None, now: float) -> None:
+        same_epoch = last_epoch is None or last_epoch == self.epoch
+        if same_epoch and self.log_floor <= last_seq <= self.seq:
+            missed = [ev for ev in self.log if ev.seq > last_seq and self._sees(s, ev)]
+            for ev in missed:
+                self._enqueue(s, Frame(self._event_text(s.client_type, ev), ev.seq, False))
+            self._snapshot(s, now, recovered=True, missedEvents=len(missed), fromSeq=last_seq)
+        else:
+            reason = "epoch changed" if not same_epoch else "no longer retained"
+            gap = {"fromSeq": last_seq + 1, "toSeq": self.seq, "reason": reason}
+            self._snapshot(s, now, recovered=False, gap=gap)
+
+    def _control(self, s: Session, msg: dict[str, Any]) -> None:
+        self._enqueue(s, Frame(wire.encode(msg), s.last_seq, False), control=True)
+
+    def _close(self, s: Session, code: int, reason: str) -> None:
+        s.closing = (code, reason)
+        s.outbox.clear()
+        self._ready.add(s)
+
+    def _enqueue(self, s: Session, frame: Frame, control: bool = False) -> None:
+        """Queue a frame for a session, applying the slow-consumer policy.
+
+        The outbox holds frames only while the client's socket is not draining.
+        When it reaches ``queue_frames``: rate frames are dropped first (they are
+        superseded: the session is flagged for a full snapshot on its next rates
+        frame); if it is still full, the session is closed with code 4008 and
+        its resume position in the reason. Nothing blocks the other sessions.
+        """
+        if s.closing is not None:
+            return
+        if len(s.outbox) >= self.queue_frames:
+            kept = deque(f for f in s.outbox if not f.conflatable)
+            dropped = len(s.outbox) - len(kept)
+            if dropped:
+                self.stats.dropped += dropped
+                s.outbox = kept
+                s.needs_snapshot = True
+            if len(s.outbox) >= self.queue_frames:
+                self.stats.slow_closes += 1
+                self._close(
+                    s, CLOSE_SLOW_CONSUMER, f"slow consumer; resume with lastSeq={s.last_seq}"
+                )
+                return
+            if frame.conflatable and not control:
+                return  # the snapshot that follows supersedes it
+        s.outbox.append(frame)
+        self.stats.messages += 1
+        self._ready.add(s)

@@ -1,0 +1,71 @@
+"""One connected client: who it is, what it subscribed to, and its outbox.
+
+The outbox is bounded (``Hub.queue_frames``). Frames wait there only while the
+client's socket is not draining; see ``Hub._enqueue`` for what happens when it fills.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from daemon.engine.pairs import Pair
+from daemon.hub.ratelimit import TokenBucket
+
+DASHBOARD = "dashboard"
+STORE_OS = "store_os"
+CLIENT_TYPES = (DASHBOARD, STORE_OS)
+
+# Close codes, documented in README ("WebSocket close codes").
+CLOSE_SLOW_CONSUMER = 4008  # the outbox overflowed; reconnect with ?lastSeq=<reason's seq>
+CLOSE_RATE_LIMITED = 4029  # kept flooding after the error message
+CLOSE_DRAINING = 1012  # service restart: reconnect with the resume position
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What a session wants. ``pairs`` None means every configured pair."""
+
+    pairs: frozenset[Pair] | None = None
+    market_data: bool = False
+    rate_type: str = "both"
+    min_interval_ms: int = 0
+
+
+class Frame:
+    """One outgoing message, shared by every session of a group: encoded to UTF-8 once."""
+
+    __slots__ = ("text", "seq", "conflatable", "_data")
+
+    def __init__(self, text: str, seq: int, conflatable: bool) -> None:
+        self.text = text
+        self.seq = seq
+        self.conflatable = conflatable  # a rates frame: a newer snapshot supersedes it
+        self._data: bytes | None = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self.text.encode()
+        return self._data
+
+
+@dataclass(eq=False)
+class Session:
+    id: int
+    client_type: str
+    store_id: str | None
+    key_id: str
+    bucket: TokenBucket
+    sub: Subscription = field(default_factory=Subscription)
+    outbox: deque[Frame] = field(default_factory=deque)
+    last_seq: int = 0
+    needs_snapshot: bool = False
+    violations: int = 0
+    closing: tuple[int, str] | None = None
+    # The time of the last rates frame queued, for ``frequency`` throttling (seconds).
+    last_rates_at: float = float("-inf")
+
+    @property
+    def group_key(self) -> tuple[str | None, str, Subscription]:
+        return (self.store_id, self.client_type, self.sub)

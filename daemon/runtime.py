@@ -1,0 +1,386 @@
+"""Composition root and lifecycle: start, serve, drain, stop.
+
+``Runtime(config).start()`` opens the store, restores state, and starts the
+listeners and background loops; ``stop()`` drains: it stops accepting, tells
+hub clients to reconnect with their resume position, lets the writer finish
+every queued write and closes the database. ``run(config)`` is the programmatic
+equivalent of the ``ratehubd`` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from websockets.asyncio.server import Server as WsServer
+
+from daemon import auth, wire
+from daemon.adapters.clock import SystemClock
+from daemon.adapters.feeds.simulated import SimulatedFeed
+from daemon.adapters.http_api import VERSION, create_app
+from daemon.adapters.writer import Writer
+from daemon.adapters.ws_asgi import add_hub_route
+from daemon.adapters.ws_pump import HubPump
+from daemon.adapters.ws_server import serve_hub
+from daemon.config import Config
+from daemon.engine.engine import RateEngine
+from daemon.hub.hub import Hub, LoggedEvent
+from daemon.hub.session import CLOSE_DRAINING
+from daemon.service import RateService
+from daemon.store.repository import Store, from_us, sqlite_url, to_us
+from daemon.store.tables import ApiKeyRow
+
+log = logging.getLogger("ratehub")
+
+ADMIN_KEY_FILE = "admin.key"
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Runtime:
+    def __init__(self, config: Config, *, clock: SystemClock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.state_dir = config.state_path
+        self.keys = auth.KeyRing()
+        self.admin_key_file: Path | None = None
+        self.api_port = 0
+        self.hub_port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._servers: list[Any] = []
+        self._stopped = asyncio.Event()
+        self.started_at = time.time()
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = Store(sqlite_url(self.state_dir))
+        await asyncio.to_thread(self.store.open)
+        await asyncio.to_thread(self._load_keys)
+        self.engine = RateEngine(cfg.pair_policies(), cfg.override_policy())
+        hwm, events, overrides, versions, quotes = await asyncio.to_thread(self._load_state)
+        for q in quotes:
+            if q.pair in self.engine.policies:
+                self.engine.market.restore(q)
+        for ov in overrides:
+            if ov.pair in self.engine.policies:
+                self.engine.overrides.load(
+                    ov, versions.get((str(ov.pair), ov.store_id), ov.version)
+                )
+        self.writer = Writer(self.store)
+        self.writer.start()
+        self.hub = Hub(
+            epoch=self.store.epoch,
+            pairs=self.engine.pairs,
+            rates=lambda store_id: self.service.rate_table(store_id),
+            queue_frames=cfg.hub.queue_frames,
+            messages_per_second=cfg.hub.messages_per_second,
+            message_burst=cfg.hub.message_burst,
+            heartbeat_interval_ms=cfg.hub.heartbeat_interval_ms,
+            first_seq=hwm + 1,
+            authorize=lambda key_id, store_id: self._authorize_store(key_id, store_id),
+        )
+        floor = events[0].seq - 1 if events else hwm
+        self.hub.restore_log(events, floor)
+        self.service = RateService(self.engine, self.hub, self.store, self.writer, self.clock)
+        self.feed = self._make_feed()
+        self.feed.seed_ticks(self.service.on_tick)
+        await self.service.expire_due()  # overrides that lapsed while we were down, once each
+        self.pump = HubPump(
+            self.hub,
+            self.clock,
+            cfg.hub.batch_window_ms / 1000,
+            cfg.hub.heartbeat_interval_ms / 1000,
+            debug=cfg.server.debug_websocket,
+        )
+        await self._start_listeners()
+        self._spawn(self.pump.run(), "hub-pump")
+        self._spawn(self.feed.run(self.service.on_tick), "feed")
+        self._spawn(self._every(1.0, self.service.expire_due), "expiry")
+        self._spawn(self._every(5.0, self.service.save_market), "market-save")
+
+    def _make_feed(self) -> SimulatedFeed:
+        levels = {}
+        for name, pc in self.config.pairs.items():
+            pair = self.engine.pair(name)
+            levels[pair] = (pc.start, pc.volatility, pc.tick, pc.kind)
+        feed = SimulatedFeed(
+            levels,
+            self.config.feed.update_frequency_ms,
+            self.config.feed.crypto_speedup,
+            self.config.feed.seed,
+        )
+        for pair in levels:
+            quote = self.engine.market.quote(pair)
+            if quote is not None:
+                feed.mids[pair] = quote.mid
+        return feed
+
+    def _load_state(self) -> tuple[int, list[LoggedEvent], list[Any], dict[Any, int], list[Any]]:
+        import json
+
+        hwm = self.store.seq_hwm()
+        rows = self.store.events_after(max(0, hwm - 10_000))
+        events = [
+            LoggedEvent(r.seq, r.store_id, r.type, json.loads(r.payload), r.ts_us // 1000)
+            for r in rows
+        ]
+        return (
+            hwm,
+            events,
+            self.store.active_overrides(),
+            self.store.override_versions(),
+            self.store.load_market(),
+        )
+
+    def _load_keys(self) -> None:
+        from sqlmodel import select
+
+        with self.store.session() as s:
+            rows = s.exec(select(ApiKeyRow).where(ApiKeyRow.revoked_us.is_(None))).all()  # type: ignore[union-attr]
+            for r in rows:
+                stores = frozenset(x for x in r.stores.split(",") if x)
+                self.keys.add(auth.ApiKey(r.id, r.name, r.role, r.salt, r.hash, stores))
+            secret = self.config.security.api_secret_key
+            if secret is not None:
+                self.keys.add(auth.env_key(secret.get_secret_value()))
+                return
+            if (
+                any(k.role == auth.ADMIN for k in self.keys.all())
+                and (self.state_dir / ADMIN_KEY_FILE).exists()
+            ):
+                self.admin_key_file = self.state_dir / ADMIN_KEY_FILE
+                return
+            key, text = auth.new_key("generated admin", auth.ADMIN)
+            for old in [k for k in self.keys.all() if k.name == "generated admin"]:
+                row = s.get(ApiKeyRow, old.id)
+                if row is not None:
+                    row.revoked_us = to_us(self.clock.now())
+                    s.add(row)
+            s.add(
+                ApiKeyRow(
+                    id=key.id,
+                    name=key.name,
+                    role=key.role,
+                    salt=key.salt,
+                    hash=key.hash,
+                    created_us=to_us(self.clock.now()),
+                )
+            )
+            self.keys.add(key)
+        path = self.state_dir / ADMIN_KEY_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        os.chmod(path, 0o600)
+        self.admin_key_file = path
+
+    def _authorize_store(self, key_id: str, store_id: str | None) -> None:
+        key = self.keys.get(key_id)
+        if key is None:
+            from daemon.errors import Unauthorized
+
+            raise Unauthorized("key no longer valid")
+        auth.require_read(key, store_id)
+
+    async def _start_listeners(self) -> None:
+        cfg = self.config
+        app = create_app(self)
+        add_hub_route(app, self.pump, self.keys, cfg.server.cors_origins)
+        sock = bind(cfg.server.host, cfg.server.port)
+        self.api_port = sock.getsockname()[1]
+        ucfg = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="websockets-sansio",
+            ws_max_size=cfg.hub.max_frame_bytes,
+            ws_ping_interval=cfg.hub.ping_interval_s,
+            ws_ping_timeout=cfg.hub.ping_timeout_s,
+            server_header=False,
+            timeout_graceful_shutdown=1,
+        )
+        self.http = _Uvicorn(ucfg)
+        self._spawn(self.http.serve(sockets=[sock]), "http")
+        while not self.http.started:
+            await asyncio.sleep(0.005)
+        if cfg.server.hub_port >= 0:
+            ws: WsServer = await serve_hub(
+                self.pump,
+                self.keys,
+                cfg.server.cors_origins,
+                cfg.server.host,
+                cfg.server.hub_port,
+                max_size=cfg.hub.max_frame_bytes,
+                ping_interval=cfg.hub.ping_interval_s,
+                ping_timeout=cfg.hub.ping_timeout_s,
+            )
+            self._servers.append(ws)
+            self.hub_port = next(iter(ws.sockets)).getsockname()[1]
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _every(self, seconds: float, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await fn()
+            except Exception:
+                log.exception("periodic %s failed", getattr(fn, "__name__", fn))
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        by_type: dict[str, int] = {}
+        by_store: dict[str, int] = {}
+        for s in self.hub.sessions.values():
+            by_type[s.client_type] = by_type.get(s.client_type, 0) + 1
+            by_store[s.store_id or "(global)"] = by_store.get(s.store_id or "(global)", 0) + 1
+        st = self.hub.stats
+        market = {}
+        for q in self.engine.market_quotes():
+            market[str(q.pair)] = {
+                "rate": float(q.mid),
+                "sources": list(q.sources),
+                "ageSeconds": round((now - q.timestamp).total_seconds(), 3),
+                "stale": self.engine.market.is_stale(q.pair, now),
+            }
+        return {
+            "websocketHub": {
+                "running": True,
+                "connections": len(self.hub.sessions),
+                "byClientType": by_type,
+                "byStore": by_store,
+                "messages": st.messages,
+                "frames": st.frames,
+                "conflated": st.conflated,
+                "dropped": st.dropped,
+                "slowConsumerCloses": st.slow_closes,
+                "rateLimited": st.rate_limited,
+                "seq": self.hub.seq,
+                "epoch": self.hub.epoch,
+                "batchWindowMs": self.config.hub.batch_window_ms,
+                "heartbeatIntervalMs": self.config.hub.heartbeat_interval_ms,
+            },
+            "rateEngine": {
+                "running": True,
+                "pairs": [str(p) for p in self.engine.pairs],
+                "marketData": market,
+                "activeOverrides": len([o for o in self.engine.overrides.all() if o.active(now)]),
+                "ticksAccepted": self.service.ticks_accepted,
+                "ticksRejected": self.service.ticks_rejected,
+                "defaultSpread": float(self.config.engine.default_spread),
+                "feed": self.config.feed.kind,
+            },
+            "integration": {
+                "status": "healthy",
+                "version": VERSION,
+                "uptimeSeconds": round(time.time() - self.started_at, 1),
+                "database": "sqlite",
+                "writes": {"batches": self.writer.batches, "ops": self.writer.ops},
+                "listeners": {"api": self.api_port, "hub": self.hub_port},
+                "timestamp": wire.now_ms(now),
+            },
+        }
+
+    # -- stop -----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Drain: refuse new hub clients, send pending batches, tell clients to come
+        back with their resume position, finish every queued write, close."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.pump.accepting = False
+        self.pump.tick()
+        self.pump.close_all(CLOSE_DRAINING)
+        await asyncio.sleep(0.05)
+        for server in self._servers:
+            server.close()
+        self.http.should_exit = True
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        with contextlib.suppress(Exception):
+            await self.service.save_market()
+        await asyncio.to_thread(self.writer.stop)
+        await asyncio.to_thread(self.store.close)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(config: Config, on_ready: Callable[[Runtime], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; the first drains gracefully, a second forces exit."""
+    rt = Runtime(config)
+    await rt.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("second signal: exiting now")
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        if on_ready:
+            on_ready(rt)
+        await stop.wait()
+        log.info("draining")
+        await asyncio.wait_for(rt.stop(), timeout=config.server.drain_timeout_s)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run(config: Config, on_ready: Callable[[Runtime], None] | None = None) -> None:
+    asyncio.run(serve(config, on_ready))
+
+
+__all__ = ["Runtime", "run", "serve", "from_us"]

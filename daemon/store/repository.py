@@ -1,0 +1,219 @@
+"""The repository: the only code that talks SQL.
+
+Synchronous on purpose (SQLAlchemy's sync engine): the runtime calls it from one
+writer thread, so writes are serialised and the event loop never blocks on disk.
+SQLite runs in WAL mode with ``synchronous=FULL``: a commit that returned is on
+disk, which is what "acknowledged" promises.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, func
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from daemon.engine.model import MarketQuote, Override
+from daemon.engine.pairs import parse_pair
+from daemon.errors import ConfigError
+from daemon.store.tables import SCHEMA_VERSION, EventRow, MarketRow, MetaRow, OverrideRow
+
+
+def to_us(dt: datetime) -> int:
+    return int(dt.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def sqlite_url(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / 'ratehub.db'}"
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.epoch = ""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the schema on first start; refuse a database from a newer ratehub."""
+        SQLModel.metadata.create_all(self.engine)
+        with self.session() as s:
+            version = s.get(MetaRow, "schema_version")
+            if version is None:
+                s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(version.value) > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"database schema version {version.value} is newer than this ratehubd "
+                    f"understands ({SCHEMA_VERSION}); upgrade ratehub"
+                )
+            epoch = s.get(MetaRow, "epoch")
+            if epoch is None:
+                epoch = MetaRow(key="epoch", value=secrets.token_hex(4))
+                s.add(epoch)
+            self.epoch = epoch.value
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+            s.commit()
+
+    # -- overrides ------------------------------------------------------------------------
+
+    # Writes take the caller's session: the writer thread runs several in one
+    # transaction (group commit).
+
+    def add_override(self, s: Session, ov: Override) -> None:
+        """Persist a new override; the one it replaces at the same key is marked replaced."""
+        self._end_active(s, str(ov.pair), ov.store_id, "replaced", ov.author, ov.created_at)
+        s.add(
+            OverrideRow(
+                id=ov.id,
+                pair=str(ov.pair),
+                store_id=ov.store_id,
+                buy=None if ov.buy is None else str(ov.buy),
+                sell=None if ov.sell is None else str(ov.sell),
+                spread=None if ov.spread is None else str(ov.spread),
+                valid_until_us=to_us(ov.valid_until),
+                reason=ov.reason,
+                author=ov.author,
+                source=ov.source,
+                version=ov.version,
+                created_us=to_us(ov.created_at),
+            )
+        )
+        s.flush()
+
+    def _end_active(
+        self, s: Session, pair: str, store_id: str | None, status: str, by: str, now: datetime
+    ) -> None:
+        stmt = select(OverrideRow).where(OverrideRow.pair == pair, OverrideRow.status == "active")
+        stmt = stmt.where(
+            OverrideRow.store_id == store_id
+            if store_id is not None
+            else OverrideRow.store_id.is_(None)  # type: ignore[union-attr]
+        )
+        for row in s.exec(stmt):
+            row.status, row.ended_us, row.ended_by = status, to_us(now), by
+            s.add(row)
+
+    def end_override(self, s: Session, ov: Override, status: str, by: str, now: datetime) -> None:
+        """Mark an override cleared or expired."""
+        row = s.get(OverrideRow, ov.id)
+        if row is not None and row.status == "active":
+            row.status, row.ended_us, row.ended_by = status, to_us(now), by
+            s.add(row)
+
+    def active_overrides(self) -> list[Override]:
+        """Overrides still marked active, expired ones included: the caller expires those."""
+        with self.session() as s:
+            rows = s.exec(select(OverrideRow).where(OverrideRow.status == "active")).all()
+            return [self._override(r) for r in rows]
+
+    def override_versions(self) -> dict[tuple[str, str | None], int]:
+        with self.session() as s:
+            stmt = select(OverrideRow.pair, OverrideRow.store_id, func.max(OverrideRow.version))
+            rows = s.exec(stmt.group_by(OverrideRow.pair, OverrideRow.store_id)).all()  # type: ignore[call-overload]
+            return {(p, st): int(v) for p, st, v in rows}
+
+    @staticmethod
+    def _override(r: OverrideRow) -> Override:
+        return Override(
+            id=r.id,
+            pair=parse_pair(r.pair),
+            store_id=r.store_id,
+            buy=_dec(r.buy),
+            sell=_dec(r.sell),
+            spread=_dec(r.spread),
+            valid_until=from_us(r.valid_until_us),
+            reason=r.reason,
+            author=r.author,
+            source=r.source,
+            version=r.version,
+            created_at=from_us(r.created_us),
+        )
+
+    # -- market ---------------------------------------------------------------------------
+
+    def save_market(self, s: Session, quotes: list[MarketQuote]) -> None:
+        for q in quotes:
+            row = MarketRow(
+                pair=str(q.pair),
+                mid=str(q.mid),
+                sources=",".join(q.sources),
+                ts_us=to_us(q.timestamp),
+            )
+            s.merge(row)
+
+    def load_market(self) -> list[MarketQuote]:
+        with self.session() as s:
+            return [
+                MarketQuote(
+                    pair=parse_pair(r.pair),
+                    mid=Decimal(r.mid),
+                    sources=tuple(r.sources.split(",")),
+                    timestamp=from_us(r.ts_us),
+                )
+                for r in s.exec(select(MarketRow)).all()
+            ]
+
+    # -- hub event log --------------------------------------------------------------------
+
+    def add_event(self, s: Session, row: EventRow) -> None:
+        s.add(row)
+
+    def events_after(self, seq: int, limit: int = 10_000) -> list[EventRow]:
+        with self.session() as s:
+            stmt = select(EventRow).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)  # type: ignore[arg-type]
+            return list(s.exec(stmt).all())
+
+    def oldest_event_seq(self) -> int | None:
+        with self.session() as s:
+            return s.exec(select(func.min(EventRow.seq))).one()
+
+    def prune_events(self, keep_after_us: int) -> None:
+        with self.session() as s:
+            for row in s.exec(select(EventRow).where(EventRow.ts_us < keep_after_us)):
+                s.delete(row)
+
+    def seq_hwm(self) -> int:
+        """The highest sequence number handed out or reserved before (0 on a new database)."""
+        with self.session() as s:
+            row = s.get(MetaRow, "seq_hwm")
+            top = s.exec(select(func.max(EventRow.seq))).one()
+            return max(int(row.value) if row else 0, top or 0)
+
+    def set_seq_hwm(self, s: Session, value: int) -> None:
+        s.merge(MetaRow(key="seq_hwm", value=str(value)))

@@ -1,0 +1,77 @@
+"""SQLModel table models. These are storage rows, apart from the wire models.
+
+Decimals are stored as text so SQLite keeps them exact; times as epoch
+microseconds (an integer sorts and compares the same on SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class OverrideRow(SQLModel, table=True):
+    __tablename__ = "overrides"
+
+    id: str = Field(primary_key=True)
+    pair: str = Field(index=True)
+    store_id: str | None = Field(default=None, index=True)
+    buy: str | None = None
+    sell: str | None = None
+    spread: str | None = None
+    valid_until_us: int
+    reason: str
+    author: str
+    source: str
+    version: int
+    created_us: int
+    # active -> cleared | expired; ended_us and ended_by say when and who.
+    status: str = Field(default="active", index=True)
+    ended_us: int | None = None
+    ended_by: str | None = None
+
+
+class MarketRow(SQLModel, table=True):
+    """The last accepted market quote per pair, so a restart resumes from it."""
+
+    __tablename__ = "market"
+
+    pair: str = Field(primary_key=True)
+    mid: str
+    sources: str
+    ts_us: int
+
+
+class EventRow(SQLModel, table=True):
+    """The hub's log of discrete events (overrides, locks, breaches), for resume."""
+
+    __tablename__ = "events"
+
+    seq: int = Field(primary_key=True)
+    store_id: str | None = Field(default=None, index=True)
+    type: str
+    payload: str
+    ts_us: int
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: only a salted SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True)
+    name: str
+    role: str
+    stores: str = ""  # comma-separated store ids for the store role
+    salt: str
+    hash: str
+    created_us: int
+    revoked_us: int | None = None
