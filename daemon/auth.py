@@ -77,7 +77,8 @@ class KeyRing:
         """The key record for a presented secret, or Unauthorized."""
         if not presented:
             raise Unauthorized(
-                "missing API key: send 'Authorization: Bearer <key>' (or ?token=<key> on the WebSocket)"
+                "missing API key: send 'Authorization: Bearer <key>' "
+                "(or ?token=<key> on the WebSocket)"
             )
         key = self._match(presented.strip())
         if key is None or key.revoked:

@@ -117,11 +117,11 @@ def _default_pairs() -> dict[str, PairConfig]:
         "max_lock_s": 300,
     }
     return {
-        "USD/CAD": PairConfig(start=Decimal("1.35"), **fiat),  # type: ignore[arg-type]
-        "EUR/CAD": PairConfig(start=Decimal("1.49"), **fiat),  # type: ignore[arg-type]
-        "GBP/CAD": PairConfig(start=Decimal("1.76"), **fiat),  # type: ignore[arg-type]
-        "BTC/CAD": PairConfig(start=Decimal("135000"), **crypto),  # type: ignore[arg-type]
-        "ETH/CAD": PairConfig(start=Decimal("4500"), **crypto),  # type: ignore[arg-type]
+        "USD/CAD": PairConfig(start=Decimal("1.35"), **fiat),
+        "EUR/CAD": PairConfig(start=Decimal("1.49"), **fiat),
+        "GBP/CAD": PairConfig(start=Decimal("1.76"), **fiat),
+        "BTC/CAD": PairConfig(start=Decimal("135000"), **crypto),
+        "ETH/CAD": PairConfig(start=Decimal("4500"), **crypto),
     }
 
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from daemon.adapters.ws_pump import HubPump
 from daemon.adapters.ws_server import serve_hub
 from daemon.config import Config
 from daemon.engine.engine import RateEngine
+from daemon.engine.pairs import Pair
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
 from daemon.service import RateService
@@ -127,7 +129,7 @@ class Runtime:
         self._spawn(self._every(5.0, self.service.save_market), "market-save")
 
     def _make_feed(self) -> SimulatedFeed:
-        levels = {}
+        levels: dict[Pair, tuple[Decimal, Decimal, Decimal, str]] = {}
         for name, pc in self.config.pairs.items():
             pair = self.engine.pair(name)
             levels[pair] = (pc.start, pc.volatility, pc.tick, pc.kind)

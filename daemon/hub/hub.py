@@ -77,9 +77,20 @@ class HubStats:
     protocol_errors: int = 0
 
 
+def _num(x: Any) -> str:
+    # JavaScript's String(n): shortest round-trip, no ".0" on whole numbers.
+    text = repr(x)
+    return text[:-2] if text.endswith(".0") else text
+
+
 def checksum(rates: Iterable[dict[str, Any]]) -> str:
-    """CRC-32 (hex) of ``PAIR=buy/sell;`` for each rate, pairs sorted, numbers as JSON prints them."""
-    parts = sorted(f"{r['currencyPair']}={r.get('buyRate')}/{r.get('sellRate')};" for r in rates)
+    """CRC-32 (8 hex digits) of the concatenated ``PAIR=buy/sell;`` of each rate, sorted by
+    pair; numbers as JavaScript's ``String()`` prints them, a missing side as ``undefined``."""
+    parts = sorted(
+        f"{r['currencyPair']}={_num(r['buyRate']) if 'buyRate' in r else 'undefined'}/"
+        f"{_num(r['sellRate']) if 'sellRate' in r else 'undefined'};"
+        for r in rates
+    )
     return f"{zlib.crc32(''.join(parts).encode()):08x}"
 
 

@@ -144,9 +144,9 @@ class Store:
 
     def override_versions(self) -> dict[tuple[str, str | None], int]:
         with self.session() as s:
-            stmt = select(OverrideRow.pair, OverrideRow.store_id, func.max(OverrideRow.version))
-            rows = s.exec(stmt.group_by(OverrideRow.pair, OverrideRow.store_id)).all()  # type: ignore[call-overload]
-            return {(p, st): int(v) for p, st, v in rows}
+            t = OverrideRow.__table__.c  # type: ignore[attr-defined]
+            stmt = select(t.pair, t.store_id, func.max(t.version)).group_by(t.pair, t.store_id)
+            return {(p, st): int(v) for p, st, v in s.exec(stmt).all()}
 
     @staticmethod
     def _override(r: OverrideRow) -> Override:

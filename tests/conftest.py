@@ -1,0 +1,155 @@
+"""Shared fixtures: a fake clock, in-process daemons on port 0, and a daemon subprocess.
+
+Durations scale with ``RATEHUB_TEST_SLOWDOWN`` (default 1) so a slow machine can
+stretch every timeout at once; assertions on time are lower bounds only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.config import Config, load_config
+
+SLOWDOWN = float(os.environ.get("RATEHUB_TEST_SLOWDOWN", "1"))
+ADMIN_KEY = "test-admin-secret"
+
+
+def timeout(seconds: float) -> float:
+    """A generous timeout, stretched by RATEHUB_TEST_SLOWDOWN."""
+    return seconds * SLOWDOWN
+
+
+class FakeClock:
+    """Wall-clock time that only moves when a test says so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def time(self) -> float:
+        return self._now.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """A Config on port 0 (API and hub), state in tmp_path, admin key ADMIN_KEY.
+    Keyword arguments are config sections: ``make_config(hub={"queue_frames": 8})``."""
+
+    def make(env: dict[str, str] | None = None, **sections: dict[str, Any]) -> Config:
+        flags: dict[str, dict[str, Any]] = {
+            "server": {"port": 0, "hub_port": 0, "state_dir": str(tmp_path / "state")},
+            "feed": {"seed": 7},
+        }
+        for name, values in sections.items():
+            flags.setdefault(name, {}).update(values)
+        base_env = {"API_SECRET_KEY": ADMIN_KEY}
+        base_env.update(env or {})
+        return load_config(None, env=base_env, flags=flags)
+
+    return make
+
+
+@pytest.fixture
+async def runtime(make_config: Callable[..., Config]) -> AsyncIterator[Any]:
+    from daemon.runtime import Runtime
+
+    rt = Runtime(make_config())
+    await rt.start()
+    try:
+        yield rt
+    finally:
+        await rt.stop()
+
+
+@dataclass
+class DaemonProcess:
+    proc: subprocess.Popen[str]
+    url: str
+    ws_url: str
+    hub_url: str | None
+    key: str
+    state_dir: Path
+    banner: str
+
+    def stop(self, sig: int = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_daemon(
+    state_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+) -> DaemonProcess:
+    """Start ``ratehubd`` as a subprocess on free ports and wait until it is ready."""
+    full_env = {**os.environ, "API_SECRET_KEY": ADMIN_KEY, "WEBSOCKET_PORT": "0", **(env or {})}
+    cmd = [sys.executable, "-m", "daemon.cli", "--port", "0", "--state-dir", str(state_dir)]
+    proc = subprocess.Popen(
+        cmd + (args or []),
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout(20)
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            break
+    banner = "".join(lines)
+    m = re.search(r"API\s+http://([\d.]+):(\d+)", banner)
+    if m is None:
+        proc.kill()
+        raise RuntimeError(f"ratehubd did not become ready within {timeout(20)} s:\n{banner}")
+    hub = re.search(r"hub port\s+(ws://\S+)", banner)
+    url = f"http://{m.group(1)}:{m.group(2)}"
+    return DaemonProcess(
+        proc=proc,
+        url=url,
+        ws_url=url.replace("http://", "ws://") + "/api/rates/websocket",
+        hub_url=hub.group(1) if hub else None,
+        key=full_env["API_SECRET_KEY"],
+        state_dir=state_dir,
+        banner=banner,
+    )
+
+
+@pytest.fixture
+def daemon_proc(tmp_path: Path) -> Iterator[DaemonProcess]:
+    d = start_daemon(tmp_path / "state")
+    try:
+        yield d
+    finally:
+        d.stop()
+        if d.proc.stdout:
+            d.proc.stdout.close()
