@@ -140,6 +140,14 @@ def checkconfig(path: Annotated[Path, typer.Argument(help="TOML file to check.")
     print(f"{path}: ok")
 
 
+@app.command("genconfig")
+def genconfig() -> None:
+    """Print a complete, commented configuration with every default."""
+    from daemon.genconfig import generate
+
+    sys.stdout.write(generate())
+
+
 def main() -> None:
     app()
 

@@ -39,42 +39,67 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _f(default: Any, description: str, **kw: Any) -> Any:
+    return Field(default=default, description=description, **kw)
+
+
 class ServerConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=3000, ge=0, le=65535)
-    hub_port: int = Field(
-        default=3001, ge=-1, le=65535, description="extra hub listener; 0 any free port, -1 off"
+    host: str = _f("127.0.0.1", "Address to listen on. Env: API_HOST (host or host:port).")
+    port: int = _f(
+        3000, "API port (HTTP and /api/rates/websocket); 0 picks a free port.", ge=0, le=65535
     )
-    state_dir: str = ""
-    cors_origins: tuple[str, ...] = ()
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["text", "json"] = "text"
-    debug_websocket: bool = False
-    drain_timeout_s: float = Field(default=10.0, gt=0)
+    hub_port: int = _f(
+        3001,
+        "Extra hub-only WebSocket listener (WEBSOCKET_PORT); 0 picks a free port, -1 turns it off.",
+        ge=-1,
+        le=65535,
+    )
+    state_dir: str = _f(
+        "", "Database and admin key; empty: $XDG_STATE_HOME/ratehub. Env: RATEHUB_STATE_DIR."
+    )
+    cors_origins: tuple[str, ...] = _f(
+        (),
+        "Browser origins allowed for HTTP and the WebSocket; empty allows any. Env: CORS_ORIGINS.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = _f("info", "Log level.")
+    log_format: Literal["text", "json"] = _f("text", "Log format on stderr (json for journald).")
+    debug_websocket: bool = _f(
+        False, "Log every WebSocket open, close and message. Env: DEBUG_WEBSOCKET."
+    )
+    drain_timeout_s: float = _f(10.0, "Seconds a graceful stop may take before it is forced.", gt=0)
 
 
 class HubConfig(_Section):
-    heartbeat_interval_ms: int = Field(default=30000, ge=100)
-    ping_interval_s: float = Field(default=5.0, gt=0)
-    ping_timeout_s: float = Field(default=10.0, gt=0)
-    batch_window_ms: int = Field(default=50, ge=1, le=1000)
-    max_frame_bytes: int = Field(default=65536, ge=1024)
-    queue_frames: int = Field(default=64, ge=4)
-    messages_per_second: float = Field(default=20.0, gt=0)
-    message_burst: int = Field(default=40, ge=1)
+    heartbeat_interval_ms: int = _f(
+        30000, "App-level heartbeat period. Env: WEBSOCKET_HEARTBEAT_INTERVAL.", ge=100
+    )
+    ping_interval_s: float = _f(5.0, "Protocol ping period (detects dead clients).", gt=0)
+    ping_timeout_s: float = _f(
+        10.0, "A client that does not answer a ping in time is dropped.", gt=0
+    )
+    batch_window_ms: int = _f(50, "Rate changes within a window leave as one frame.", ge=1, le=1000)
+    max_frame_bytes: int = _f(65536, "Largest inbound frame; bigger ones close with 1009.", ge=1024)
+    queue_frames: int = _f(64, "Frames held for a client whose socket is not draining.", ge=4)
+    messages_per_second: float = _f(20.0, "Inbound messages a client may send per second.", gt=0)
+    message_burst: int = _f(40, "Inbound burst allowance above that rate.", ge=1)
 
 
 class FeedConfig(_Section):
-    kind: Literal["simulated"] = "simulated"
-    update_frequency_ms: int = Field(default=5000, ge=10)
-    crypto_speedup: int = Field(default=5, ge=1)
-    seed: int | None = None
+    kind: Literal["simulated"] = _f("simulated", "Market data source.")
+    update_frequency_ms: int = _f(
+        5000, "Simulated fiat tick period. Env: RATE_UPDATE_FREQUENCY.", ge=10
+    )
+    crypto_speedup: int = _f(5, "Crypto pairs tick this many times per fiat tick.", ge=1)
+    seed: int | None = _f(None, "Random seed for a reproducible simulated feed.")
 
 
 class EngineConfig(_Section):
-    default_spread: Decimal = Decimal("0.02")
-    min_spread: Decimal = Decimal("0.001")
-    max_spread: Decimal = Decimal("0.10")
+    default_spread: Decimal = _f(
+        Decimal("0.02"),
+        "Relative total spread, (buy - sell) / mid; 0.02 = 2 %. Env: DEFAULT_SPREAD.",
+    )
+    min_spread: Decimal = _f(Decimal("0.001"), "Smallest spread an override may have.")
+    max_spread: Decimal = _f(Decimal("0.10"), "Largest spread an override may have.")
 
     @field_validator("default_spread", "min_spread", "max_spread")
     @classmethod
@@ -85,24 +110,28 @@ class EngineConfig(_Section):
 
 
 class OverridesConfig(_Section):
-    default_lifetime_s: int = Field(default=3600, ge=1)
-    max_lifetime_s: int = Field(default=7 * 86400, ge=1)
-    require_reason: bool = False
-    require_store: bool = False
+    default_lifetime_s: int = _f(3600, "Lifetime of an override set without validUntil.", ge=1)
+    max_lifetime_s: int = _f(7 * 86400, "Longest lifetime an override may ask for.", ge=1)
+    require_reason: bool = _f(False, "Stricter policy: refuse overrides without a reason.")
+    require_store: bool = _f(False, "Stricter policy: refuse global overrides (no storeId).")
 
 
 class PairConfig(_Section):
-    start: Decimal = Field(gt=0, description="simulated feed's starting mid")
-    tick: Decimal = Field(gt=0)
-    kind: Literal["fiat", "crypto"] = "fiat"
-    spread: Decimal | None = None
-    volatility: Decimal = Decimal("0.0002")
-    sanity_min: Decimal | None = None
-    sanity_max: Decimal | None = None
-    max_jump: Decimal = Decimal("0.05")
-    max_override_deviation: Decimal = Decimal("0.05")
-    staleness_s: float = Field(default=300.0, gt=0)
-    max_lock_s: int = Field(default=1800, ge=1)
+    start: Decimal = Field(gt=0, description="Simulated feed's starting (and mean) mid.")
+    tick: Decimal = Field(gt=0, description="Rounding tick; buy rounds up, sell down.")
+    kind: Literal["fiat", "crypto"] = _f(
+        "fiat", "Pair class: crypto ticks faster, locks are shorter."
+    )
+    spread: Decimal | None = _f(None, "This pair's spread; unset uses engine.default_spread.")
+    volatility: Decimal = _f(Decimal("0.0002"), "Simulated feed: relative move per tick (1 sigma).")
+    sanity_min: Decimal | None = _f(None, "Reject market mids below this; unset: start / 3.")
+    sanity_max: Decimal | None = _f(None, "Reject market mids above this; unset: start x 3.")
+    max_jump: Decimal = _f(Decimal("0.05"), "Reject a tick that moves more than this (relative).")
+    max_override_deviation: Decimal = _f(
+        Decimal("0.05"), "How far an override's mid may sit from the market mid (relative)."
+    )
+    staleness_s: float = _f(300.0, "Market data older than this marks the pair stale.", gt=0)
+    max_lock_s: int = _f(1800, "Longest rate lock for this pair.", ge=1)
 
 
 def _default_pairs() -> dict[str, PairConfig]:
@@ -126,7 +155,12 @@ def _default_pairs() -> dict[str, PairConfig]:
 
 
 class SecurityConfig(_Section):
-    api_secret_key: SecretStr | None = Field(default=None, exclude=True)
+    api_secret_key: SecretStr | None = Field(
+        default=None, exclude=True, description="Admin key. Env only: API_SECRET_KEY."
+    )
+    api_secret_key_file: str = _f(
+        "", "File holding the admin key (e.g. a systemd credential); instead of API_SECRET_KEY."
+    )
 
 
 class Config(_Section):

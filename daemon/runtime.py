@@ -35,6 +35,7 @@ from daemon.adapters.ws_server import serve_hub
 from daemon.config import Config
 from daemon.engine.engine import RateEngine
 from daemon.engine.pairs import Pair
+from daemon.errors import ConfigError
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
 from daemon.service import RateService
@@ -170,9 +171,9 @@ class Runtime:
             for r in rows:
                 stores = frozenset(x for x in r.stores.split(",") if x)
                 self.keys.add(auth.ApiKey(r.id, r.name, r.role, r.salt, r.hash, stores))
-            secret = self.config.security.api_secret_key
+            secret = self._configured_secret()
             if secret is not None:
-                self.keys.add(auth.env_key(secret.get_secret_value()))
+                self.keys.add(auth.env_key(secret))
                 return
             if (
                 any(k.role == auth.ADMIN for k in self.keys.all())
@@ -203,6 +204,22 @@ class Runtime:
             fh.write(text + "\n")
         os.chmod(path, 0o600)
         self.admin_key_file = path
+
+    def _configured_secret(self) -> str | None:
+        sec = self.config.security
+        if sec.api_secret_key is not None:
+            return sec.api_secret_key.get_secret_value()
+        if sec.api_secret_key_file:
+            try:
+                text = Path(sec.api_secret_key_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"security.api_secret_key_file: cannot read it: {exc}") from None
+            if not text:
+                raise ConfigError(
+                    f"security.api_secret_key_file {sec.api_secret_key_file} is empty"
+                )
+            return text
+        return None
 
     def _authorize_store(self, key_id: str, store_id: str | None) -> None:
         key = self.keys.get(key_id)
