@@ -16,6 +16,7 @@ machine-readable ``code``; adapters translate them at the boundary in one place
     ├── Conflict (409)              compare-and-set lost, lock already used, ...
     ├── RateLimited (429)
     ├── Unavailable (503)           pair stale, breaker open, draining
+    ├── SourceError (502)           a market-data provider failed or answered an error shape
     └── ProtocolError               a WebSocket client broke the protocol (close 1008)
 """
 
@@ -101,6 +102,24 @@ class Unavailable(RatehubError):
     status = 503
     code = "unavailable"
     close_code = 1013
+
+
+class SourceError(RatehubError):
+    """A market-data source failed: transport error, timeout, HTTP error or an error payload.
+
+    ``retryable`` says whether trying again may help (timeouts, 5xx, 429) or not (a bad key,
+    an unknown currency: fix the configuration).
+    """
+
+    status = 502
+    code = "source_error"
+
+    def __init__(
+        self, message: str, *, source: str, retryable: bool = False, **details: Any
+    ) -> None:
+        super().__init__(message, source=source, retryable=retryable, **details)
+        self.source = source
+        self.retryable = retryable
 
 
 class ProtocolError(RatehubError):
