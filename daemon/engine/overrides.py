@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from daemon.engine.model import NO_REASON, MarketQuote, Override
-from daemon.engine.money import ZERO, mid_of, spread_of
+from daemon.engine.money import ZERO, mid_of, round_down, round_up, spread_of
 from daemon.engine.pairs import Pair
 from daemon.engine.policy import OverridePolicy, PairPolicy
 from daemon.engine.pricing import check_rates
@@ -41,12 +41,25 @@ def _check_shape(req: OverrideRequest, policy: PairPolicy) -> None:
         raise InvalidRates("an override needs buyRate and sellRate, or a spread")
     if req.buy is not None and req.sell is not None:
         check_rates(req.buy, req.sell)
+        _check_tick(req.buy, "buyRate", round_up(req.buy, policy.tick), policy)
+        _check_tick(req.sell, "sellRate", round_down(req.sell, policy.tick), policy)
+        _check_spread_bounds(spread_of(req.buy, req.sell, mid_of(req.buy, req.sell)), policy)
     if req.spread is not None and not (ZERO < req.spread < Decimal(2)):
         raise InvalidRates(
             f"spread must be between 0 and 2 (a fraction: 0.02 = 2 %), got {req.spread}"
         )
     if req.buy is None and req.spread is not None:
         _check_spread_bounds(req.spread, policy)
+
+
+def _check_tick(value: Decimal, field: str, rounded: Decimal, policy: PairPolicy) -> None:
+    # Published rates are on the tick; a fixed rate is honoured as given, so it must be too.
+    if value != rounded:
+        direction = "up" if field == "buyRate" else "down"
+        raise InvalidRates(
+            f"{field} {value} is finer than {policy.pair}'s tick {policy.tick}; "
+            f"use {rounded} ({field} rounds {direction}, so the spread never narrows)"
+        )
 
 
 def _check_spread_bounds(spread: Decimal, policy: PairPolicy) -> None:
@@ -61,7 +74,6 @@ def _check_deviation(req: OverrideRequest, policy: PairPolicy, market: MarketQuo
     if req.buy is None or req.sell is None:
         return
     mid = mid_of(req.buy, req.sell)
-    _check_spread_bounds(spread_of(req.buy, req.sell, mid), policy)
     deviation = abs(mid - market.mid) / market.mid
     if deviation > policy.max_override_deviation:
         raise InvalidRates(
@@ -94,6 +106,10 @@ class OverrideBook:
     def __init__(self) -> None:
         self._active: dict[tuple[Pair, str | None], Override] = {}
         self._versions: dict[tuple[Pair, str | None], int] = {}
+        # The newest version per key that was committed (or loaded): an older override
+        # committed after it (its write finished later) never takes effect, even if the
+        # newer one has since been cleared or has expired.
+        self._committed: dict[tuple[Pair, str | None], int] = {}
 
     def get(self, pair: Pair, store_id: str | None, now: datetime) -> Override | None:
         ov = self._active.get((pair, store_id))
@@ -161,9 +177,9 @@ class OverrideBook:
     def commit(self, ov: Override) -> bool:
         """Make a durable override active, unless a newer one already is."""
         self.reserve(ov)
-        current = self._active.get(ov.key)
-        if current is not None and current.version > ov.version:
+        if ov.version <= self._committed.get(ov.key, 0):
             return False
+        self._committed[ov.key] = ov.version
         self._active[ov.key] = ov
         return True
 
@@ -171,6 +187,7 @@ class OverrideBook:
         """Restore from storage: an override (maybe expired) and the key's last version."""
         self._active[ov.key] = ov
         self._versions[ov.key] = max(version, self._versions.get(ov.key, 0))
+        self._committed[ov.key] = max(ov.version, self._committed.get(ov.key, 0))
 
     def plan_clear(self, pair: Pair, store_id: str | None, now: datetime) -> Override:
         ov = self.get(pair, store_id, now)

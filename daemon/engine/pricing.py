@@ -57,6 +57,7 @@ def price(
     if override is not None and override.buy is not None and override.sell is not None:
         buy, sell = override.buy, override.sell
         mid = mid_of(buy, sell)
+        applied = spread_of(buy, sell, mid)  # provenance: the spread the override imposes
         source = override.source
     else:
         if override is not None and override.spread is not None:
