@@ -85,7 +85,7 @@ class RateEngine:
         """Validate a request and return the override it would create; changes nothing."""
         return self.overrides.plan(
             req,
-            pair_policy=self.policies[req.pair],
+            pair_policy=self.policies[self.pair(str(req.pair))],  # UnknownPair, not KeyError
             policy=self.override_policy,
             market=self.market.quote(req.pair),
             override_id=override_id,
