@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from daemon.engine.pairs import Pair, parse_pair
 from daemon.engine.policy import OverridePolicy, PairPolicy
+from daemon.engine.thresholds import ThresholdPolicy
 from daemon.errors import ConfigError, UnknownPair
 
 
@@ -132,6 +133,13 @@ class PairConfig(_Section):
     )
     staleness_s: float = _f(300.0, "Market data older than this marks the pair stale.", gt=0)
     max_lock_s: int = _f(1800, "Longest rate lock for this pair.", ge=1)
+    warn_deviation: Decimal = _f(
+        Decimal("0.03"), "Breach: an override's mid further than this from market (relative)."
+    )
+    jump_threshold: Decimal = _f(
+        Decimal("0.02"), "Breach: the market moved more than this within jump_window_s."
+    )
+    jump_window_s: float = _f(60.0, "Window for the market-jump breach.", gt=0)
 
 
 def _default_pairs() -> dict[str, PairConfig]:
@@ -144,6 +152,8 @@ def _default_pairs() -> dict[str, PairConfig]:
         "max_override_deviation": Decimal("0.10"),
         "staleness_s": 60.0,
         "max_lock_s": 300,
+        "warn_deviation": Decimal("0.05"),
+        "jump_threshold": Decimal("0.05"),
     }
     return {
         "USD/CAD": PairConfig(start=Decimal("1.35"), **fiat),
@@ -211,6 +221,16 @@ class Config(_Section):
                 kind=pc.kind,
             )
         return out
+
+    def threshold_policies(self) -> dict[Pair, ThresholdPolicy]:
+        return {
+            parse_pair(name): ThresholdPolicy(
+                warn_deviation=pc.warn_deviation,
+                jump=pc.jump_threshold,
+                jump_window_s=pc.jump_window_s,
+            )
+            for name, pc in self.pairs.items()
+        }
 
     def override_policy(self) -> OverridePolicy:
         o = self.overrides

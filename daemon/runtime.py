@@ -17,6 +17,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,14 @@ class Runtime:
         self.store = Store(sqlite_url(self.state_dir))
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self._load_keys)
-        self.engine = RateEngine(cfg.pair_policies(), cfg.override_policy())
+        self.engine = RateEngine(
+            cfg.pair_policies(), cfg.override_policy(), cfg.threshold_policies()
+        )
         hwm, events, overrides, versions, quotes = await asyncio.to_thread(self._load_state)
+        since = self.clock.now() - timedelta(days=1)
+        for lock in await asyncio.to_thread(self.store.load_locks, since):
+            if lock.pair in self.engine.policies:
+                self.engine.locks.commit(lock)
         for q in quotes:
             if q.pair in self.engine.policies:
                 self.engine.market.restore(q)
@@ -115,7 +122,9 @@ class Runtime:
         self.service = RateService(self.engine, self.hub, self.store, self.writer, self.clock)
         self.feed = self._make_feed()
         self.feed.seed_ticks(self.service.on_tick)
-        await self.service.expire_due()  # overrides that lapsed while we were down, once each
+        # Overrides and locks that lapsed while we were down: their events fire once, now.
+        await self.service.expire_due()
+        await self.service.expire_locks()
         self.pump = HubPump(
             self.hub,
             self.clock,
@@ -127,6 +136,8 @@ class Runtime:
         self._spawn(self.pump.run(), "hub-pump")
         self._spawn(self.feed.run(self.service.on_tick), "feed")
         self._spawn(self._every(1.0, self.service.expire_due), "expiry")
+        self._spawn(self._every(1.0, self.service.expire_locks), "lock-expiry")
+        self._spawn(self._every(1.0, self.service.check_thresholds), "thresholds")
         self._spawn(self._every(5.0, self.service.save_market), "market-save")
 
     def _make_feed(self) -> SimulatedFeed:
@@ -322,6 +333,9 @@ class Runtime:
                 "pairs": [str(p) for p in self.engine.pairs],
                 "marketData": market,
                 "activeOverrides": len([o for o in self.engine.overrides.all() if o.active(now)]),
+                "activeLocks": len(self.engine.locks.all(state="active")),
+                "locksCreated": self.service.locks_created,
+                "breaches": self.service.breaches(),
                 "ticksAccepted": self.service.ticks_accepted,
                 "ticksRejected": self.service.ticks_rejected,
                 "defaultSpread": float(self.config.engine.default_spread),

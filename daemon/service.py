@@ -7,6 +7,7 @@ nothing) -> write through the writer (durable on return) -> commit to the engine
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import datetime
@@ -25,16 +26,23 @@ from daemon.engine.events import (
     OverrideSet,
     RatesChanged,
 )
+from daemon.engine.locks import CONSUMED, EXPIRED, RELEASED, Lock, LockRequest
 from daemon.engine.market import TickRejected
 from daemon.engine.model import MarketQuote, Override
 from daemon.engine.overrides import OverrideRequest
 from daemon.engine.pairs import Pair
-from daemon.errors import InvalidRequest
+from daemon.errors import Conflict, InvalidRequest
 from daemon.hub.hub import Hub
 from daemon.store.repository import Store, to_us
 from daemon.store.tables import EventRow
 
 log = logging.getLogger("ratehub.service")
+
+_LOCK_EVENTS = {
+    CONSUMED: wire.RATE_LOCK_CONSUMED,
+    RELEASED: wire.RATE_LOCK_RELEASED,
+    EXPIRED: wire.RATE_LOCK_EXPIRED,
+}
 
 _EVENT_TYPES: dict[type, str] = {
     OverrideSet: wire.RATE_OVERRIDE_SET,
@@ -65,7 +73,9 @@ class RateService:
         self.ticks_accepted = 0
         self.ticks_rejected = 0
         self.overrides_set = 0
+        self.locks_created = 0
         self._market_dirty: dict[Pair, MarketQuote] = {}
+        self._lock_writes: dict[str, asyncio.Future[Any]] = {}
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -163,6 +173,115 @@ class RateService:
         self._market_dirty.clear()
         if quotes:
             await self.writer.write(lambda s: self.store.save_market(s, quotes))
+
+    # -- locks ----------------------------------------------------------------------------
+
+    def locks(self, store_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        return [wire.lock_dict(lk) for lk in self.engine.locks.all(store_id, state)]
+
+    def lock(self, lock_id: str) -> dict[str, Any]:
+        return wire.lock_dict(self.engine.locks.get(lock_id))
+
+    async def create_lock(
+        self, req: wire.LockCreateRequest, actor: str
+    ) -> tuple[dict[str, Any], bool]:
+        """Freeze a store's current buy/sell. Returns (lock, created); a retried
+        idempotency key returns the original lock with created False."""
+        now = self.clock.now()
+        lreq = LockRequest(
+            pair=self.engine.pair(req.currencyPair),
+            ttl_seconds=req.ttlSeconds,
+            store_id=req.storeId or None,
+            reference=req.reference,
+            idempotency_key=req.idempotencyKey,
+        )
+        lock, created = self.engine.plan_lock(lreq, lock_id=uuid.uuid4().hex, author=actor, now=now)
+        if not created:
+            pending = self._lock_writes.get(lock.id)
+            if pending is not None:
+                await asyncio.shield(pending)
+            return wire.lock_dict(self.engine.locks.get(lock.id)), False
+        data = wire.lock_dict(lock)
+        seq = self.hub.allocate_seq()
+
+        def op(s: Session) -> None:
+            self.store.add_lock(s, lock)
+            self._log_event(s, seq, wire.RATE_LOCK_CREATED, lock.store_id, data, now)
+
+        write = asyncio.ensure_future(self.writer.write(op))
+        self._lock_writes[lock.id] = write
+        try:
+            await write
+        except BaseException:
+            self.engine.locks.abandon(lock)
+            raise
+        finally:
+            self._lock_writes.pop(lock.id, None)
+        self.engine.locks.commit(lock)
+        self.locks_created += 1
+        self.hub.publish_event(wire.RATE_LOCK_CREATED, data, lock.store_id, now.timestamp(), seq)
+        return data, True
+
+    async def consume_lock(self, lock_id: str, actor: str) -> dict[str, Any]:
+        now = self.clock.now()
+        return await self._end_lock(self.engine.locks.plan_consume(lock_id, actor, now), now)
+
+    async def release_lock(self, lock_id: str, actor: str) -> dict[str, Any]:
+        now = self.clock.now()
+        return await self._end_lock(self.engine.locks.plan_release(lock_id, actor, now), now)
+
+    async def expire_locks(self) -> int:
+        """End locks past expiresAt; each fires rate_lock_expired exactly once."""
+        now = self.clock.now()
+        n = 0
+        for lock in self.engine.locks.due_expiries(now):
+            try:
+                await self._end_lock(lock, now)
+                n += 1
+            except Conflict:
+                pass  # consumed or released meanwhile
+        return n
+
+    async def _end_lock(self, ended: Lock, now: datetime) -> dict[str, Any]:
+        type_ = _LOCK_EVENTS[ended.state]
+        data = wire.lock_dict(ended)
+        seq = self.hub.allocate_seq()
+
+        def op(s: Session) -> bool:
+            if not self.store.end_lock(s, ended):
+                return False
+            self._log_event(s, seq, type_, ended.store_id, data, now)
+            return True
+
+        if not await self.writer.write(op):
+            current = self.engine.locks.get(ended.id)
+            raise Conflict(f"lock {ended.id} is already {current.state}", lockId=ended.id)
+        self.engine.locks.commit(ended)
+        self.hub.publish_event(type_, data, ended.store_id, now.timestamp(), seq)
+        return data
+
+    # -- thresholds -----------------------------------------------------------------------
+
+    async def check_thresholds(self) -> int:
+        """Emit rate_threshold_breach once when a breach begins and once when it clears."""
+        now = self.clock.now()
+        breaches = self.engine.check_thresholds(now)
+        for b in breaches:
+            data = wire.breach_dict(b)
+            seq = self.hub.allocate_seq()
+            store_id = b.key.store_id
+
+            def op(
+                s: Session, data: dict[str, Any] = data, seq: int = seq, st: str | None = store_id
+            ) -> None:
+                self._log_event(s, seq, wire.RATE_THRESHOLD_BREACH, st, data, now)
+
+            await self.writer.write(op)
+            self.hub.publish_event(wire.RATE_THRESHOLD_BREACH, data, store_id, now.timestamp(), seq)
+        return len(breaches)
+
+    def breaches(self) -> list[dict[str, Any]]:
+        return [wire.breach_dict(b) for b in self.engine.thresholds.active.values()]
 
     # -- internals ------------------------------------------------------------------------
 

@@ -20,7 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from daemon.engine.locks import Lock
 from daemon.engine.model import MarketQuote, Override, StoreRate
+from daemon.engine.thresholds import Breach
 
 PROTOCOL_VERSION = 1
 
@@ -159,6 +161,41 @@ def rate_dict(r: StoreRate) -> dict[str, Any]:
     }
 
 
+def lock_dict(lk: Lock) -> dict[str, Any]:
+    return {
+        "lockId": lk.id,
+        "currencyPair": str(lk.pair),
+        "baseCurrency": lk.pair.base,
+        "targetCurrency": lk.pair.quote,
+        "storeId": lk.store_id,
+        "buyRate": float(lk.buy),
+        "sellRate": float(lk.sell),
+        "rate": float(lk.mid),
+        "reference": lk.reference,
+        "state": lk.state,
+        "createdAt": iso(lk.created_at),
+        "expiresAt": iso(lk.expires_at),
+        "ttlSeconds": lk.ttl_seconds,
+        "idempotencyKey": lk.idempotency_key,
+        "endedAt": iso(lk.ended_at) if lk.ended_at else None,
+        "endedBy": lk.ended_by,
+        "author": lk.author,
+    }
+
+
+def breach_dict(b: Breach) -> dict[str, Any]:
+    return {
+        "kind": b.key.kind,
+        "currencyPair": str(b.key.pair),
+        "storeId": b.key.store_id,
+        "state": b.state,
+        "value": None if b.value is None else float(b.value),
+        "threshold": float(b.threshold),
+        "detail": b.detail,
+        "at": iso(b.at),
+    }
+
+
 def market_dict(q: MarketQuote) -> dict[str, Any]:
     return {
         "currencyPair": str(q.pair),
@@ -210,6 +247,40 @@ class ClearRateRequest(WireModel):
     reason: str | None = None
 
 
+class LockCreateRequest(WireModel):
+    """Body of ``POST /api/rates/lock``: the guide's createRateLock(pair, ttl, store, ref)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    currencyPair: str
+    ttlSeconds: int = Field(default=300, description="how long the rates hold")
+    storeId: str | None = None
+    reference: str = Field(default="", description="e.g. 'Customer transaction #TX123'")
+    idempotencyKey: str | None = Field(
+        default=None, description="retry-safe: the same key and request return the same lock"
+    )
+
+
+class RateLock(WireModel):
+    lockId: str
+    currencyPair: str
+    baseCurrency: str
+    targetCurrency: str
+    storeId: str | None
+    buyRate: Money
+    sellRate: Money
+    rate: Money
+    reference: str
+    state: Literal["active", "consumed", "released", "expired"]
+    createdAt: str
+    expiresAt: str
+    ttlSeconds: int
+    idempotencyKey: str | None
+    endedAt: str | None
+    endedBy: str | None
+    author: str
+
+
 # -- WebSocket ---------------------------------------------------------------------------
 
 ClientType = Literal["dashboard", "store_os"]
@@ -222,6 +293,8 @@ RATE_OVERRIDE_EXPIRED = "rate_override_expired"
 RATE_THRESHOLD_BREACH = "rate_threshold_breach"
 RATE_LOCK_CREATED = "rate_lock_created"
 RATE_LOCK_EXPIRED = "rate_lock_expired"
+RATE_LOCK_CONSUMED = "rate_lock_consumed"
+RATE_LOCK_RELEASED = "rate_lock_released"
 MARKET_DATA_UPDATE = "market_data_update"
 SYSTEM_STATUS = "system_status"
 HEARTBEAT = "heartbeat"

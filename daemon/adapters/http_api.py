@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daemon import wire
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 VERSION = "0.1.0"
+M = TypeVar("M", bound=BaseModel)
 
 
 def ok(data: Any) -> JSONResponse:
@@ -120,25 +122,13 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.post("/api/rates/set", tags=["rates"])
     async def set_rate(key: Key, request: Request) -> JSONResponse:
-        body = await _json_body(request)
-        try:
-            req = wire.SetRateRequest.model_validate(body)
-        except Exception as exc:
-            if hasattr(exc, "errors"):
-                raise RequestValidationError(exc.errors()) from None
-            raise
+        req = _validate(wire.SetRateRequest, await _json_body(request))
         require_write(key, req.storeId or None)
         return ok(await rt.service.set_override(req, key.id))
 
     @app.post("/api/rates/clear", tags=["rates"])
     async def clear_rate(key: Key, request: Request) -> JSONResponse:
-        body = await _json_body(request)
-        try:
-            req = wire.ClearRateRequest.model_validate(body)
-        except Exception as exc:
-            if hasattr(exc, "errors"):
-                raise RequestValidationError(exc.errors()) from None
-            raise
+        req = _validate(wire.ClearRateRequest, await _json_body(request))
         require_write(key, req.storeId or None)
         return ok(await rt.service.clear_override(req.currencyPair, req.storeId or None, key.id))
 
@@ -146,6 +136,49 @@ def create_app(rt: Runtime) -> FastAPI:
     async def list_overrides(key: Key, storeId: StoreQ = None) -> JSONResponse:
         require_read(key, storeId)
         return ok(rt.service.overrides(storeId or None))
+
+    @app.post("/api/rates/lock", tags=["locks"])
+    @app.post("/api/rates/locks", tags=["locks"], include_in_schema=False)
+    async def create_lock(key: Key, request: Request) -> JSONResponse:
+        """The guide's createRateLock: freeze a store's buy/sell for ttlSeconds."""
+        body = await _json_body(request)
+        if isinstance(body, dict) and "idempotencyKey" not in body:
+            header = request.headers.get("idempotency-key")
+            if header:
+                body["idempotencyKey"] = header
+        req = _validate(wire.LockCreateRequest, body)
+        require_write(key, req.storeId or None)
+        data, created = await rt.service.create_lock(req, key.id)
+        resp = ok(data)
+        resp.status_code = 201 if created else 200
+        return resp
+
+    @app.get("/api/rates/locks", tags=["locks"])
+    async def list_locks(
+        key: Key, storeId: StoreQ = None, state: str | None = None
+    ) -> JSONResponse:
+        require_read(key, storeId)
+        return ok(rt.service.locks(storeId or None, state))
+
+    @app.get("/api/rates/locks/{lock_id}", tags=["locks"])
+    async def show_lock(key: Key, lock_id: str) -> JSONResponse:
+        data = rt.service.lock(lock_id)
+        require_read(key, data["storeId"])
+        return ok(data)
+
+    @app.post("/api/rates/locks/{lock_id}/consume", tags=["locks"])
+    async def consume_lock(key: Key, lock_id: str) -> JSONResponse:
+        require_write(key, rt.service.lock(lock_id)["storeId"])
+        return ok(await rt.service.consume_lock(lock_id, key.id))
+
+    @app.post("/api/rates/locks/{lock_id}/release", tags=["locks"])
+    async def release_lock(key: Key, lock_id: str) -> JSONResponse:
+        require_write(key, rt.service.lock(lock_id)["storeId"])
+        return ok(await rt.service.release_lock(lock_id, key.id))
+
+    @app.get("/api/rates/breaches", tags=["rates"])
+    async def breaches(key: Key) -> JSONResponse:
+        return ok(rt.service.breaches())
 
     @app.get("/api/rates/market", tags=["rates"])
     async def market(key: Key) -> JSONResponse:
@@ -156,6 +189,13 @@ def create_app(rt: Runtime) -> FastAPI:
         return ok(rt.status())
 
     return app
+
+
+def _validate(model: type[M], body: Any) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
 
 
 async def _json_body(request: Request) -> Any:

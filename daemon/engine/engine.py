@@ -17,21 +17,32 @@ from daemon.engine.events import (
     OverrideSet,
     RatesChanged,
 )
+from daemon.engine.locks import Lock, LockBook, LockRequest
 from daemon.engine.market import MarketBook
 from daemon.engine.model import MarketQuote, Override, StoreRate
 from daemon.engine.overrides import OverrideBook, OverrideRequest
 from daemon.engine.pairs import Pair, resolve_pair
 from daemon.engine.policy import OverridePolicy, PairPolicy
 from daemon.engine.pricing import price
+from daemon.engine.thresholds import Breach, ThresholdMonitor, ThresholdPolicy
 from daemon.errors import Unavailable
 
 
 class RateEngine:
-    def __init__(self, policies: dict[Pair, PairPolicy], override_policy: OverridePolicy) -> None:
+    def __init__(
+        self,
+        policies: dict[Pair, PairPolicy],
+        override_policy: OverridePolicy,
+        thresholds: dict[Pair, ThresholdPolicy] | None = None,
+    ) -> None:
         self.policies = policies
         self.override_policy = override_policy
         self.market = MarketBook(policies)
         self.overrides = OverrideBook()
+        self.locks = LockBook()
+        self.thresholds = ThresholdMonitor(
+            thresholds if thresholds is not None else {p: ThresholdPolicy() for p in policies}
+        )
 
     @property
     def pairs(self) -> list[Pair]:
@@ -47,6 +58,7 @@ class RateEngine:
     ) -> list[EngineEvent]:
         """Apply a market tick; raises TickRejected when it fails the sanity checks."""
         quote = self.market.apply(pair, mid, source, now)
+        self.thresholds.observe(quote)
         return [MarketUpdated(quote), RatesChanged(frozenset({pair}))]
 
     # -- rates --------------------------------------------------------------------------
@@ -120,3 +132,36 @@ class RateEngine:
         if not self.overrides.remove(ov):
             return []
         return [OverrideExpired(ov), RatesChanged(frozenset({ov.pair}), ov.store_id)]
+
+    # -- locks ----------------------------------------------------------------------------
+
+    def lock_blocked(self, pair: Pair, now: datetime) -> str | None:
+        """Why ``pair`` may not be locked now, or None."""
+        if self.market.quote(pair) is None:
+            return "no market data yet"
+        if self.market.is_stale(pair, now):
+            return "market data is stale; rates are frozen until the feed recovers"
+        return None
+
+    def plan_lock(
+        self, req: LockRequest, *, lock_id: str, author: str, now: datetime
+    ) -> tuple[Lock, bool]:
+        """The lock a request creates (or the existing one for a retried key)."""
+        blocked = self.lock_blocked(req.pair, now)
+        rate = self.rate(req.pair, req.store_id, now) if self.market.quote(req.pair) else None
+        return self.locks.plan_create(
+            req,
+            rate=rate,
+            max_ttl=self.policies[req.pair].max_lock_seconds,
+            blocked=blocked,
+            lock_id=lock_id,
+            author=author,
+            now=now,
+        )
+
+    # -- thresholds -----------------------------------------------------------------------
+
+    def check_thresholds(self, now: datetime) -> list[Breach]:
+        quotes = {q.pair: q for q in self.market.quotes()}
+        stale = {p: self.market.is_stale(p, now) for p in self.policies}
+        return self.thresholds.evaluate(now, quotes, self.overrides.all(), stale)

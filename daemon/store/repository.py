@@ -16,13 +16,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, event, func, update
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from daemon.engine.locks import Lock
 from daemon.engine.model import MarketQuote, Override
 from daemon.engine.pairs import parse_pair
 from daemon.errors import ConfigError
-from daemon.store.tables import SCHEMA_VERSION, EventRow, MarketRow, MetaRow, OverrideRow
+from daemon.store.tables import (
+    SCHEMA_VERSION,
+    EventRow,
+    LockRow,
+    MarketRow,
+    MetaRow,
+    OverrideRow,
+)
 
 
 def to_us(dt: datetime) -> int:
@@ -163,6 +171,68 @@ class Store:
             source=r.source,
             version=r.version,
             created_at=from_us(r.created_us),
+        )
+
+    # -- locks ----------------------------------------------------------------------------
+
+    def add_lock(self, s: Session, lock: Lock) -> None:
+        s.add(
+            LockRow(
+                id=lock.id,
+                pair=str(lock.pair),
+                store_id=lock.store_id,
+                buy=str(lock.buy),
+                sell=str(lock.sell),
+                mid=str(lock.mid),
+                reference=lock.reference,
+                author=lock.author,
+                created_us=to_us(lock.created_at),
+                expires_us=to_us(lock.expires_at),
+                idempotency_key=lock.idempotency_key,
+            )
+        )
+        s.flush()
+
+    def end_lock(self, s: Session, lock: Lock) -> bool:
+        """Move a lock from active to its end state; False if it had already ended."""
+        t = LockRow.__table__  # type: ignore[attr-defined]
+        stmt = (
+            update(t)
+            .where(t.c.id == lock.id, t.c.state == "active")
+            .values(
+                state=lock.state,
+                ended_us=to_us(lock.ended_at or lock.expires_at),
+                ended_by=lock.ended_by,
+            )
+        )
+        return bool(s.connection().execute(stmt).rowcount)
+
+    def load_locks(self, ended_since: datetime) -> list[Lock]:
+        """Active locks, and ended ones recent enough to answer idempotent retries."""
+        since = to_us(ended_since)
+        with self.session() as s:
+            stmt = select(LockRow).where(
+                (LockRow.state == "active") | (LockRow.ended_us >= since)  # type: ignore[operator]
+            )
+            return [self._lock(r) for r in s.exec(stmt).all()]
+
+    @staticmethod
+    def _lock(r: LockRow) -> Lock:
+        return Lock(
+            id=r.id,
+            pair=parse_pair(r.pair),
+            store_id=r.store_id,
+            buy=Decimal(r.buy),
+            sell=Decimal(r.sell),
+            mid=Decimal(r.mid),
+            reference=r.reference,
+            author=r.author,
+            created_at=from_us(r.created_us),
+            expires_at=from_us(r.expires_us),
+            idempotency_key=r.idempotency_key,
+            state=r.state,
+            ended_at=from_us(r.ended_us) if r.ended_us is not None else None,
+            ended_by=r.ended_by,
         )
 
     # -- market ---------------------------------------------------------------------------

@@ -62,6 +62,27 @@ class EventRow(SQLModel, table=True):
     ts_us: int
 
 
+class LockRow(SQLModel, table=True):
+    """A rate lock; ``state`` moves once from active to consumed, released or expired."""
+
+    __tablename__ = "locks"
+
+    id: str = Field(primary_key=True)
+    pair: str
+    store_id: str | None = Field(default=None, index=True)
+    buy: str
+    sell: str
+    mid: str
+    reference: str
+    author: str
+    created_us: int
+    expires_us: int = Field(index=True)
+    idempotency_key: str | None = Field(default=None, unique=True)
+    state: str = Field(default="active", index=True)
+    ended_us: int | None = None
+    ended_by: str | None = None
+
+
 class ApiKeyRow(SQLModel, table=True):
     """An API key: only a salted SHA-256 of its secret is kept."""
 
