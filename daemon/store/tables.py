@@ -96,3 +96,26 @@ class ApiKeyRow(SQLModel, table=True):
     hash: str
     created_us: int
     revoked_us: int | None = None
+
+
+class AuditRow(SQLModel, table=True):
+    """One audit record, chained to the one before by ``prev_hash`` (daemon.engine.audit).
+
+    Append-only: written by daemon.store.audit, never updated; only retention prunes the
+    oldest. ``before``/``after`` hold canonical JSON text, hashed exactly as stored.
+    """
+
+    __tablename__ = "audit"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    ts_us: int = Field(index=True)
+    type: str
+    actor: str = Field(index=True)
+    store_id: str | None = Field(default=None, index=True)
+    pair: str | None = Field(default=None, index=True)
+    before: str | None = None
+    after: str | None = None
+    reason: str | None = None
+    source: str | None = None
+    prev_hash: str
+    hash: str
