@@ -4,6 +4,10 @@
 ``SimulatedFeed.run`` is the adapter that sleeps. Fiat ticks every
 ``update_frequency_ms`` (``RATE_UPDATE_FREQUENCY``); crypto ``crypto_speedup``
 times as often.
+
+``SimulatedFeed`` is also a :class:`~daemon.adapters.feeds.base.Source`: ``fetch`` is one
+step as ``simulated`` quotes (every pair on the first call and every ``crypto_speedup``-th,
+crypto only in between), to be polled every ``interval_s`` by ``base.poll``.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from daemon.engine.cross import Kind, Quote
 from daemon.engine.pairs import Pair
 
 SOURCE = "simulated"
@@ -32,12 +38,17 @@ def walk(
 
 
 class SimulatedFeed:
+    name = SOURCE
+    kind: Kind = "simulated"
+
     def __init__(
         self,
         levels: dict[Pair, tuple[Decimal, Decimal, Decimal, str]],
         update_frequency_ms: int,
         crypto_speedup: int,
         seed: int | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         """``levels``: pair -> (start, volatility, tick, kind)."""
         self.levels = levels
@@ -45,6 +56,29 @@ class SimulatedFeed:
         self.speedup = crypto_speedup
         self.rng = random.Random(seed)
         self.mids = {p: start for p, (start, _, _, _) in levels.items()}
+        self.now = clock or (lambda: datetime.now(UTC))
+        self._fetches = 0
+
+    @property
+    def interval_s(self) -> float:
+        """How often to poll ``fetch`` so fiat and crypto keep their cadences."""
+        return self.period_s / self.speedup
+
+    async def fetch(self) -> list[Quote]:
+        ticks: list[tuple[Pair, Decimal]] = []
+
+        def collect(pair: Pair, mid: Decimal, source: str) -> None:
+            ticks.append((pair, mid))
+
+        if self._fetches == 0:
+            self.seed_ticks(collect)
+        else:
+            self.step(collect, crypto_only=self._fetches % self.speedup != 0)
+        self._fetches += 1
+        now = self.now()
+        return [
+            Quote(pair=p, mid=m, source=self.name, timestamp=now, kind=self.kind) for p, m in ticks
+        ]
 
     def seed_ticks(self, emit: Emit) -> None:
         """The first tick of every pair at its start level, so rates exist at once."""
