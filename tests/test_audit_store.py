@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from daemon.engine.audit import AuditEvent, ChainHead, canonical, retention_cuto
 from daemon.errors import Conflict, InvalidRequest, UnknownPair
 from daemon.store import audit as repo
 from daemon.store.repository import Store, sqlite_url
+from tests.conftest import timeout
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -361,3 +364,18 @@ def test_head_of_an_empty_trail_is_genesis(store: Store) -> None:
     with store.session() as s:
         assert repo.load_head(s) == audit.GENESIS == ChainHead(0, "0" * 64)
     assert repo.verify_chain(store.engine).ok
+
+
+def test_verify_runs_in_another_process_and_its_result_crosses_back(store: Store) -> None:
+    fill(store, 5)
+    db(store).execute("UPDATE audit SET actor = 'key_z' WHERE seq = 2")
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        result = pool.submit(repo.verify_url, store.url).result(timeout=timeout(60))
+    assert result.problem is not None and result.problem.seq == 2
+    assert result.to_dict()["problem"] == {
+        "seq": 2,
+        "kind": "changed",
+        "message": result.problem.message,
+    }
+    assert result.to_dict()["end"] == {"seq": 1, "hash": result.end.hash}

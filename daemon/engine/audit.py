@@ -312,6 +312,19 @@ class VerifyResult:
     def ok(self) -> bool:
         return self.problem is None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ok, checked, start and end (seq, hash), problem (seq, kind, message)."""
+        problem = self.problem
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "start": self.start._asdict(),
+            "end": self.end._asdict(),
+            "problem": None
+            if problem is None
+            else {"seq": problem.seq, "kind": problem.kind, "message": problem.message},
+        }
+
     def summary(self) -> str:
         if self.problem is not None:
             return f"audit chain BROKEN at record {self.problem.seq}: {self.problem.message}"

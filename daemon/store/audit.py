@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from daemon.engine.audit import (
@@ -45,6 +45,7 @@ from daemon.engine.audit import (
 )
 from daemon.engine.pairs import parse_pair
 from daemon.errors import Conflict, InvalidRequest
+from daemon.store.repository import Store
 from daemon.store.tables import AuditRow, MetaRow
 
 HEAD_KEY = "audit_head"
@@ -63,17 +64,13 @@ _M = MetaRow.__table__  # type: ignore[attr-defined]
 
 def append(s: Session, event: AuditEvent, now: datetime) -> AuditRecord:
     """Chain ``event`` onto the head and add it to the caller's transaction."""
-    meta = s.get(MetaRow, HEAD_KEY, with_for_update=True)
-    head = ChainHead.parse(meta.value) if meta is not None else _last_row(s)
+    conn = s.connection()
+    stmt = select(_M.c.value).where(_M.c.key == HEAD_KEY).with_for_update()
+    value = conn.execute(stmt).scalar()
+    head = ChainHead.parse(value) if value is not None else _last_row(conn)
     record = chain(head, event, now)
-    s.add(AuditRow(**record._asdict()))
-    value = str(ChainHead(record.seq, record.hash))
-    if meta is None:
-        meta = MetaRow(key=HEAD_KEY, value=value)
-    else:
-        meta.value = value
-    s.add(meta)
-    s.flush()
+    conn.execute(insert(_T), record._asdict())
+    _set_meta(conn, HEAD_KEY, str(ChainHead(record.seq, record.hash)), exists=value is not None)
     return record
 
 
@@ -85,7 +82,7 @@ def prune(s: Session, cutoff: datetime, *, max_rows: int = BATCH) -> int:
     erasing the evidence. Returns how many records went; call again until it returns 0.
     """
     conn = s.connection()
-    start = load_checkpoint(s)
+    start = _checkpoint(conn)
     first_kept = conn.execute(select(func.min(_T.c.seq)).where(_T.c.ts_us >= to_us(cutoff)))
     upper = first_kept.scalar()
     if upper is None:
@@ -108,8 +105,7 @@ def prune(s: Session, cutoff: datetime, *, max_rows: int = BATCH) -> int:
             kind=result.problem.kind,
         )
     conn.execute(delete(_T).where(_T.c.seq <= result.end.seq))
-    s.merge(MetaRow(key=CHECKPOINT_KEY, value=str(result.end)))
-    s.flush()
+    _set_meta(conn, CHECKPOINT_KEY, str(result.end), exists=_meta(conn, CHECKPOINT_KEY) is not None)
     return result.checked
 
 
@@ -118,20 +114,37 @@ def prune(s: Session, cutoff: datetime, *, max_rows: int = BATCH) -> int:
 
 def load_head(s: Session) -> ChainHead:
     """The last record's seq and hash (genesis on an empty trail)."""
-    meta = s.get(MetaRow, HEAD_KEY)
-    return ChainHead.parse(meta.value) if meta is not None else _last_row(s)
+    conn = s.connection()
+    value = _meta(conn, HEAD_KEY)
+    return ChainHead.parse(value) if value is not None else _last_row(conn)
 
 
 def load_checkpoint(s: Session) -> ChainHead:
     """Where the chain starts: the last pruned record, or genesis."""
-    meta = s.get(MetaRow, CHECKPOINT_KEY)
-    return ChainHead.parse(meta.value) if meta is not None else GENESIS
+    return _checkpoint(s.connection())
 
 
-def _last_row(s: Session) -> ChainHead:
+def _checkpoint(conn: Connection) -> ChainHead:
+    value = _meta(conn, CHECKPOINT_KEY)
+    return ChainHead.parse(value) if value is not None else GENESIS
+
+
+def _last_row(conn: Connection) -> ChainHead:
     stmt = select(_T.c.seq, _T.c.hash).order_by(_T.c.seq.desc()).limit(1)
-    row = s.connection().execute(stmt).first()
-    return ChainHead(row[0], row[1]) if row is not None else load_checkpoint(s)
+    row = conn.execute(stmt).first()
+    return ChainHead(row[0], row[1]) if row is not None else _checkpoint(conn)
+
+
+def _meta(conn: Connection, key: str) -> str | None:
+    value: str | None = conn.execute(select(_M.c.value).where(_M.c.key == key)).scalar()
+    return value
+
+
+def _set_meta(conn: Connection, key: str, value: str, *, exists: bool) -> None:
+    if exists:
+        conn.execute(update(_M).where(_M.c.key == key).values(value=value))
+    else:
+        conn.execute(insert(_M).values(key=key, value=value))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,6 +254,16 @@ def verify_chain(engine: Engine, *, batch: int = BATCH) -> VerifyResult:
         )
         return VerifyResult(result.checked, start, result.end, problem)
     return result
+
+
+def verify_url(url: str, *, batch: int = BATCH) -> VerifyResult:
+    """:func:`verify_chain` on its own engine: a top-level function a process pool can
+    run, so a multi-second verify does not hold the daemon's GIL (the result pickles)."""
+    store = Store(url)
+    try:
+        return verify_chain(store.engine, batch=batch)
+    finally:
+        store.close()
 
 
 def _bad_meta(meta: dict[str, str]) -> VerifyResult:
