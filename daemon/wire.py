@@ -154,7 +154,7 @@ def rate_dict(r: StoreRate) -> dict[str, Any]:
             "marketMid": float(r.market.mid),
             "marketSources": list(r.market.sources),
             "marketTimestamp": now_ms(r.market.timestamp),
-            "spreadApplied": float(r.spread_applied),
+            "spreadApplied": float(round(r.spread_applied, 8)),
             "tick": float(r.tick),
             "override": None if ov is None else override_dict(ov),
         },
