@@ -137,7 +137,13 @@ def cross(target: Pair, legs: Sequence[Quote]) -> Cross:
     asks: list[Decimal | None] = []
     inverted: list[bool] = []
     here = target.base
+    chain = " x ".join(str(leg.pair) for leg in legs)
     for leg in legs:
+        if here not in (leg.pair.base, leg.pair.quote):
+            raise ValueError(
+                f"legs {chain} do not lead from {target.base} to {target.quote}: "
+                f"{leg.pair} does not continue from {here}"
+            )
         there = leg.pair.quote if leg.pair.base == here else leg.pair.base
         mid, bid, ask, inv = _oriented(leg, Pair(here, there))
         mids.append(mid)
@@ -146,7 +152,6 @@ def cross(target: Pair, legs: Sequence[Quote]) -> Cross:
         inverted.append(inv)
         here = there
     if here != target.quote:
-        chain = " x ".join(str(leg.pair) for leg in legs)
         raise ValueError(f"legs {chain} do not lead from {target.base} to {target.quote}")
     two_sided = any(b is not None for b in bids)
     with localcontext(PRECISION):
