@@ -238,6 +238,25 @@ def test_a_jump_beyond_the_limit_is_rejected(clock: FakeClock) -> None:
     assert of(events, QuoteRejected) == [] and b.mid(USDCAD, now).mid == D("1.40")  # type: ignore[union-attr]
 
 
+def test_each_source_is_held_to_its_own_last_value(clock: FakeClock) -> None:
+    b = book(usd=PairRouting(sources=("oxr", "sim"), mode="median"))
+    t = clock.now()
+    b.offer([quote(USDCAD, "1.35", "oxr", t), quote(USDCAD, "1.35", "sim", t)], t)
+    steps = [("oxr", "1.38"), ("sim", "1.33"), ("oxr", "1.40")]  # 1.40 is 5.3 % above 1.33
+    for i, (source, mid) in enumerate(steps, start=1):
+        at = t + timedelta(seconds=i)
+        assert not of(b.offer(quote(USDCAD, mid, source, at), at), QuoteRejected), source
+    assert b.mid(USDCAD, at).mid == D("1.365")  # type: ignore[union-attr]
+
+
+def test_a_new_source_is_held_to_the_pairs_last_value(clock: FakeClock) -> None:
+    b = book(usd=PairRouting(sources=("oxr", "sim")))
+    t = clock.now()
+    b.offer(quote(USDCAD, "1.44", "oxr", t), t)
+    events = b.offer(quote(USDCAD, "1.35", "sim", t), t)  # no history of its own yet
+    assert "jumps 6.25% from 1.44" in of(events, QuoteRejected)[0].reason
+
+
 def test_the_jump_reference_expires_with_its_data(clock: FakeClock) -> None:
     b = book(usd=PairRouting(sources=("oxr",)))
     now = clock.now()
