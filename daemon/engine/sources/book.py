@@ -211,7 +211,7 @@ class SourceBook:
         if ref is not None:
             band = st.routing.reference_band
             low, high = ref * (1 - band), ref * (1 + band)
-            around = f" (reference mid {ref} +/- {band:%})"
+            around = f" (reference mid {ref:.10g} +/- {band:%})"
         problem = band_problem(mid, low, high, around)
         if problem is not None or not route.dealing:
             return problem

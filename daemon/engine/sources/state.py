@@ -141,14 +141,14 @@ def band_problem(mid: Decimal, low: Decimal, high: Decimal, around: str) -> str 
     if not mid.is_finite() or mid <= 0:
         return f"non-positive or non-finite mid {mid}"
     if not low <= mid <= high:
-        return f"mid {mid} outside sanity band [{low}, {high}]{around}"
+        return f"mid {mid:.10g} outside sanity band [{low:.10g}, {high:.10g}]{around}"
     return None
 
 
 def jump_problem(mid: Decimal, anchor: Decimal, limit: Decimal) -> str | None:
     jump = abs(mid - anchor) / anchor
     if jump > limit:
-        return f"mid {mid} jumps {jump:.2%} from {anchor} (limit {limit:%})"
+        return f"mid {mid:.10g} jumps {jump:.2%} from {anchor:.10g} (limit {limit:%})"
     return None
 
 
