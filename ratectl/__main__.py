@@ -1,0 +1,5 @@
+"""``python -m ratectl``: the same as the ``ratectl`` command."""
+
+from ratectl.cli import main
+
+main()
