@@ -76,13 +76,24 @@ class HubConfig(_Section):
     )
     ping_interval_s: float = _f(5.0, "Protocol ping period (detects dead clients).", gt=0)
     ping_timeout_s: float = _f(
-        10.0, "A client that does not answer a ping in time is dropped.", gt=0
+        5.0, "A client that does not answer a ping in time is dropped.", gt=0
+    )
+    close_timeout_s: float = _f(
+        2.0,
+        "How long to wait for a dropped client's TCP close (dead client gone in <= 12 s).",
+        gt=0,
     )
     batch_window_ms: int = _f(50, "Rate changes within a window leave as one frame.", ge=1, le=1000)
     max_frame_bytes: int = _f(65536, "Largest inbound frame; bigger ones close with 1009.", ge=1024)
     queue_frames: int = _f(64, "Frames held for a client whose socket is not draining.", ge=4)
     messages_per_second: float = _f(20.0, "Inbound messages a client may send per second.", gt=0)
     message_burst: int = _f(40, "Inbound burst allowance above that rate.", ge=1)
+    max_connections_per_key: int = _f(10000, "Open WebSockets one API key may hold.", ge=1)
+    max_connections_per_store: int = _f(1000, "Open WebSockets on one store's channel.", ge=1)
+    send_buffer_bytes: int = _f(
+        0, "SO_SNDBUF for hub-port clients (bounds kernel memory per client); 0 = OS default.", ge=0
+    )
+    status_interval_s: float = _f(10.0, "Period of the system_status event to dashboards.", gt=0)
 
 
 class FeedConfig(_Section):
@@ -269,6 +280,17 @@ _BOOL = {
 }
 
 
+def _split_host(text: str) -> tuple[str, str]:
+    """``host``, ``host:port``, ``:port``, ``[v6]:port`` or a bare IPv6 address."""
+    if text.startswith("["):
+        name, _, rest = text[1:].partition("]")
+        return name, rest.removeprefix(":")
+    if text.count(":") == 1:
+        name, _, port = text.partition(":")
+        return name, port
+    return text, ""
+
+
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """Map the guide's environment variables onto config keys."""
     layer: dict[str, Any] = {}
@@ -277,8 +299,9 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         layer.setdefault(section, {})[key] = value
 
     if host := env.get("API_HOST"):
-        name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
-        put("server", "host", name or host)
+        name, port = _split_host(host.strip())
+        if name:
+            put("server", "host", name)
         if port:
             put("server", "port", port)
     if v := env.get("WEBSOCKET_PORT"):
@@ -333,6 +356,8 @@ def _origin(
     fsection = flags.get(str(loc[0])) if loc else None
     if len(loc) >= 2 and isinstance(fsection, dict) and loc[1] in fsection:
         return "command-line flag"
+    if len(loc) == 1 and loc[0] in flags:
+        return "command-line flag"
     return f"file {path}" if path else "defaults"
 
 
@@ -361,14 +386,59 @@ def load_config(
     env_layer = _env_layer(env)
     flag_layer = {k: dict(v) for k, v in (flags or {}).items()}
     merged = _merge(_merge(file_layer, env_layer), flag_layer)
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    cfg = None
     try:
-        return Config.model_validate(merged)
+        cfg = Config.model_validate(merged)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            key = ".".join(str(p) for p in loc)
-            problems.append(
-                f"{key}: {err['msg']} (from {_origin(loc, env_layer, flag_layer, path)})"
+        found = [(tuple(err["loc"]), _explain(err)) for err in exc.errors()]
+    if cfg is not None:
+        found = _cross_check(cfg)
+    if not found:
+        assert cfg is not None
+        return cfg
+    problems = [
+        f"{'.'.join(str(p) for p in loc)}: {msg} (from {_origin(loc, env_layer, flag_layer, path)})"
+        for loc, msg in found
+    ]
+    raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems)
+
+
+def _explain(err: Any) -> str:
+    """Pydantic's message, with the value given, or the keys allowed where one is unknown."""
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        model: Any = Config
+        if len(loc) == 2:
+            model = Config.model_fields[str(loc[0])].annotation
+        elif len(loc) == 3 and loc[0] == "pairs":
+            model = PairConfig
+        return f"unknown key; the keys here are {', '.join(model.model_fields)}"
+    if isinstance(err.get("input"), str | int | float) and err["type"] != "missing":
+        return f"{err['msg']}, got {err['input']!r}"
+    return str(err["msg"])
+
+
+def _cross_check(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """Rules across keys: every spread within [min_spread, max_spread], lifetimes in order."""
+    eng = cfg.engine
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    bounds = f"[engine.min_spread {eng.min_spread}, engine.max_spread {eng.max_spread}]"
+    if eng.min_spread >= eng.max_spread:
+        out.append((("engine", "max_spread"), f"{eng.max_spread} must exceed min_spread"))
+    elif not eng.min_spread <= eng.default_spread <= eng.max_spread:
+        out.append((("engine", "default_spread"), f"{eng.default_spread} is outside {bounds}"))
+    for name, pc in cfg.pairs.items():
+        if pc.spread is not None and not eng.min_spread <= pc.spread <= eng.max_spread:
+            out.append((("pairs", name, "spread"), f"{pc.spread} is outside {bounds}"))
+        if pc.tick >= pc.start:
+            out.append((("pairs", name, "tick"), f"{pc.tick} must be below start {pc.start}"))
+    o = cfg.overrides
+    if o.default_lifetime_s > o.max_lifetime_s:
+        out.append(
+            (
+                ("overrides", "default_lifetime_s"),
+                f"{o.default_lifetime_s} exceeds overrides.max_lifetime_s {o.max_lifetime_s}",
             )
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems), problems) from None
+        )
+    return out

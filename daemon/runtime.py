@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +38,7 @@ from daemon.config import Config
 from daemon.engine.engine import RateEngine
 from daemon.engine.pairs import Pair
 from daemon.errors import ConfigError
+from daemon.hub.backplane import MemoryBackplane, apply
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
 from daemon.service import RateService
@@ -78,6 +80,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[Any] = []
         self._stopped = asyncio.Event()
+        self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
 
     # -- start ----------------------------------------------------------------------------
@@ -119,7 +122,11 @@ class Runtime:
         )
         floor = events[0].seq - 1 if events else hwm
         self.hub.restore_log(events, floor)
-        self.service = RateService(self.engine, self.hub, self.store, self.writer, self.clock)
+        self.backplane = MemoryBackplane()
+        self.backplane.subscribe(lambda msg: apply(self.hub, msg))
+        self.service = RateService(
+            self.engine, self.hub, self.store, self.writer, self.clock, self.backplane
+        )
         self.feed = self._make_feed()
         self.feed.seed_ticks(self.service.on_tick)
         # Overrides and locks that lapsed while we were down: their events fire once, now.
@@ -131,6 +138,8 @@ class Runtime:
             cfg.hub.batch_window_ms / 1000,
             cfg.hub.heartbeat_interval_ms / 1000,
             debug=cfg.server.debug_websocket,
+            max_per_key=cfg.hub.max_connections_per_key,
+            max_per_store=cfg.hub.max_connections_per_store,
         )
         await self._start_listeners()
         self._spawn(self.pump.run(), "hub-pump")
@@ -139,6 +148,8 @@ class Runtime:
         self._spawn(self._every(1.0, self.service.expire_locks), "lock-expiry")
         self._spawn(self._every(1.0, self.service.check_thresholds), "thresholds")
         self._spawn(self._every(5.0, self.service.save_market), "market-save")
+        self._spawn(self._every(cfg.hub.status_interval_s, self._publish_status), "status")
+        self._spawn(self._every(1.0, self._sample_rates), "rates-sampler")
 
     def _make_feed(self) -> SimulatedFeed:
         levels: dict[Pair, tuple[Decimal, Decimal, Decimal, str]] = {}
@@ -272,6 +283,8 @@ class Runtime:
                 max_size=cfg.hub.max_frame_bytes,
                 ping_interval=cfg.hub.ping_interval_s,
                 ping_timeout=cfg.hub.ping_timeout_s,
+                send_buffer=cfg.hub.send_buffer_bytes,
+                close_timeout=cfg.hub.close_timeout_s,
             )
             self._servers.append(ws)
             self.hub_port = next(iter(ws.sockets)).getsockname()[1]
@@ -295,6 +308,31 @@ class Runtime:
 
     # -- status ---------------------------------------------------------------------------
 
+    async def _publish_status(self) -> None:
+        """The guide's system_status event, to dashboards."""
+        st = self.status()
+        hub, eng = st["websocketHub"], st["rateEngine"]
+        summary = {
+            "status": st["integration"]["status"],
+            "connections": hub["connections"],
+            "activeOverrides": eng["activeOverrides"],
+            "activeLocks": eng["activeLocks"],
+            "breaches": len(eng["breaches"]),
+            "stalePairs": [p for p, m in eng["marketData"].items() if m["stale"]],
+        }
+        self.hub.publish_status(summary, self.clock.time())
+
+    async def _sample_rates(self) -> None:
+        st = self.hub.stats
+        self._samples.append((time.monotonic(), st.messages, st.frames))
+
+    def _per_second(self) -> tuple[float, float]:
+        if len(self._samples) < 2:
+            return 0.0, 0.0
+        (t0, m0, f0), (t1, m1, f1) = self._samples[0], self._samples[-1]
+        dt = max(t1 - t0, 1e-9)
+        return round((m1 - m0) / dt, 1), round((f1 - f0) / dt, 1)
+
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
         by_type: dict[str, int] = {}
@@ -303,6 +341,7 @@ class Runtime:
             by_type[s.client_type] = by_type.get(s.client_type, 0) + 1
             by_store[s.store_id or "(global)"] = by_store.get(s.store_id or "(global)", 0) + 1
         st = self.hub.stats
+        msg_rate, frame_rate = self._per_second()
         market = {}
         for q in self.engine.market_quotes():
             market[str(q.pair)] = {
@@ -323,6 +362,9 @@ class Runtime:
                 "dropped": st.dropped,
                 "slowConsumerCloses": st.slow_closes,
                 "rateLimited": st.rate_limited,
+                "messagesPerSecond": msg_rate,
+                "framesPerSecond": frame_rate,
+                "fanoutLatencyMs": self.pump.latency_ms(),
                 "seq": self.hub.seq,
                 "epoch": self.hub.epoch,
                 "batchWindowMs": self.config.hub.batch_window_ms,

@@ -32,6 +32,14 @@ from daemon.engine.model import MarketQuote, Override
 from daemon.engine.overrides import OverrideRequest
 from daemon.engine.pairs import Pair
 from daemon.errors import Conflict, InvalidRequest
+from daemon.hub.backplane import (
+    Backplane,
+    EventMessage,
+    MarketMessage,
+    MemoryBackplane,
+    RatesDirty,
+    apply,
+)
 from daemon.hub.hub import Hub
 from daemon.store.repository import Store, to_us
 from daemon.store.tables import EventRow
@@ -62,10 +70,20 @@ class WriterLike(Protocol):
 
 class RateService:
     def __init__(
-        self, engine: RateEngine, hub: Hub, store: Store, writer: WriterLike, clock: Clock
+        self,
+        engine: RateEngine,
+        hub: Hub,
+        store: Store,
+        writer: WriterLike,
+        clock: Clock,
+        fanout: Backplane | None = None,
     ) -> None:
         self.engine = engine
         self.hub = hub
+        if fanout is None:
+            fanout = MemoryBackplane()
+            fanout.subscribe(lambda msg: apply(hub, msg))
+        self.fanout = fanout
         self.store = store
         self.writer = writer
         self.clock = clock
@@ -219,7 +237,7 @@ class RateService:
             self._lock_writes.pop(lock.id, None)
         self.engine.locks.commit(lock)
         self.locks_created += 1
-        self.hub.publish_event(wire.RATE_LOCK_CREATED, data, lock.store_id, now.timestamp(), seq)
+        self._publish(wire.RATE_LOCK_CREATED, data, lock.store_id, now, seq)
         return data, True
 
     async def consume_lock(self, lock_id: str, actor: str) -> dict[str, Any]:
@@ -257,7 +275,7 @@ class RateService:
             current = self.engine.locks.get(ended.id)
             raise Conflict(f"lock {ended.id} is already {current.state}", lockId=ended.id)
         self.engine.locks.commit(ended)
-        self.hub.publish_event(type_, data, ended.store_id, now.timestamp(), seq)
+        self._publish(type_, data, ended.store_id, now, seq)
         return data
 
     # -- thresholds -----------------------------------------------------------------------
@@ -277,7 +295,7 @@ class RateService:
                 self._log_event(s, seq, wire.RATE_THRESHOLD_BREACH, st, data, now)
 
             await self.writer.write(op)
-            self.hub.publish_event(wire.RATE_THRESHOLD_BREACH, data, store_id, now.timestamp(), seq)
+            self._publish(wire.RATE_THRESHOLD_BREACH, data, store_id, now, seq)
         return len(breaches)
 
     def breaches(self) -> list[dict[str, Any]]:
@@ -322,6 +340,11 @@ class RateService:
         )
         self.store.add_event(s, row)
 
+    def _publish(
+        self, type_: str, data: dict[str, Any], store_id: str | None, now: datetime, seq: int
+    ) -> None:
+        self.fanout.publish(EventMessage(type_, data, store_id, seq, now.timestamp()))
+
     def _emit(
         self,
         events: list[EngineEvent],
@@ -329,14 +352,12 @@ class RateService:
         data: dict[str, Any] | None,
         seq: int | None = None,
     ) -> None:
-        t = now.timestamp()
         for ev in events:
             if isinstance(ev, RatesChanged):
-                self.hub.mark_rates(ev.pairs, ev.store_id)
+                self.fanout.publish(RatesDirty(tuple(str(p) for p in ev.pairs), ev.store_id))
             elif isinstance(ev, MarketUpdated):
                 self._market_dirty[ev.quote.pair] = ev.quote
-                self.hub.publish_market([wire.market_dict(ev.quote)], t)
+                self.fanout.publish(MarketMessage([wire.market_dict(ev.quote)], now.timestamp()))
             elif isinstance(ev, OverrideSet | OverrideCleared | OverrideExpired):
-                self.hub.publish_event(
-                    _EVENT_TYPES[type(ev)], data or {}, ev.override.store_id, t, seq
-                )
+                assert seq is not None
+                self._publish(_EVENT_TYPES[type(ev)], data or {}, ev.override.store_id, now, seq)

@@ -65,14 +65,10 @@ def add_hub_route(
     async def hub_endpoint(ws: WebSocket) -> None:
         try:
             hs = handshake(dict(ws.query_params), dict(ws.headers), keys, allowed_origins)
+            pump.admit(hs.key.id, hs.store_id)
         except RatehubError as exc:
             body = {"success": False, "error": exc.message, "code": exc.code}
             await ws.send_denial_response(JSONResponse(body, status_code=exc.status))
-            return
-        if not pump.accepting:
-            await ws.send_denial_response(
-                JSONResponse({"success": False, "error": "draining"}, 503)
-            )
             return
         await ws.accept()
         conn = AsgiConn(ws)

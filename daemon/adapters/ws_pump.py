@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter, deque
 from typing import Protocol
 
+from daemon.errors import RateLimited, Unavailable
 from daemon.hub.hub import Hub
 from daemon.hub.session import Frame, Session
 
@@ -31,17 +33,41 @@ class Clock(Protocol):
 
 class HubPump:
     def __init__(
-        self, hub: Hub, clock: Clock, window_s: float, heartbeat_s: float, debug: bool = False
+        self,
+        hub: Hub,
+        clock: Clock,
+        window_s: float,
+        heartbeat_s: float,
+        debug: bool = False,
+        max_per_key: int = 10_000,
+        max_per_store: int = 1_000,
     ) -> None:
         self.hub = hub
         self.clock = clock
         self.window_s = window_s
         self.heartbeat_s = heartbeat_s
         self.debug = debug
+        self.max_per_key = max_per_key
+        self.max_per_store = max_per_store
         self.conns: dict[int, Conn] = {}
         self._ids = itertools.count(1)
         self._blocked: set[Session] = set()
+        self._per_key: Counter[str] = Counter()
+        self._per_store: Counter[str | None] = Counter()
         self.accepting = True
+        # Fan-out latency (ms) from the first change in a window to the end of its writes.
+        self.latencies: deque[float] = deque(maxlen=2048)
+
+    def admit(self, key_id: str, store_id: str | None) -> None:
+        """Refuse a new connection over the per-key or per-store limit (429 at the upgrade)."""
+        if not self.accepting:
+            raise Unavailable("the daemon is draining; reconnect in a moment")
+        if self._per_key[key_id] >= self.max_per_key:
+            raise RateLimited(f"key {key_id} already has {self.max_per_key} open WebSockets")
+        if store_id is not None and self._per_store[store_id] >= self.max_per_store:
+            raise RateLimited(
+                f"store {store_id!r} already has {self.max_per_store} open WebSockets"
+            )
 
     def attach(
         self,
@@ -63,6 +89,8 @@ class HubPump:
             last_epoch=epoch,
         )
         self.conns[sid] = conn
+        self._per_key[key_id] += 1
+        self._per_store[store_id] += 1
         if self.debug:
             log.info("ws open #%d %s store=%s key=%s", sid, client_type, store_id, key_id)
         self.write_ready()
@@ -72,6 +100,8 @@ class HubPump:
         session = self.hub.sessions.get(sid)
         if session is not None:
             self._blocked.discard(session)
+            self._per_key[session.key_id] -= 1
+            self._per_store[session.opened_store] -= 1
         self.hub.close(sid)
         self.conns.pop(sid, None)
         if self.debug:
@@ -106,8 +136,21 @@ class HubPump:
             self.hub.sent(s, frames)
 
     def tick(self) -> None:
-        self.hub.flush(self.clock.time())
+        first = self.hub.flush(self.clock.time())
         self.write_ready()
+        if first is not None:
+            self.latencies.append((self.clock.time() - first) * 1000)
+
+    def latency_ms(self) -> dict[str, float | int | None]:
+        """p50 and p99 of recent fan-out latencies."""
+        xs = sorted(self.latencies)
+        if not xs:
+            return {"p50": None, "p99": None, "samples": 0}
+
+        def pick(q: float) -> float:
+            return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
+
+        return {"p50": pick(0.50), "p99": pick(0.99), "samples": len(xs)}
 
     async def run(self) -> None:
         """Flush every window and send heartbeats, until cancelled."""

@@ -8,6 +8,7 @@ payload encoded once per group (PERF-FLOOR.md).
 from __future__ import annotations
 
 import json
+import socket
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
@@ -63,6 +64,8 @@ async def serve_hub(
     max_size: int,
     ping_interval: float,
     ping_timeout: float,
+    send_buffer: int = 0,
+    close_timeout: float = 2.0,
 ) -> Server:
     accepted: dict[int, Handshake] = {}
 
@@ -71,18 +74,19 @@ async def serve_hub(
         if url.path not in (WS_PATH, "/"):
             return connection.respond(HTTPStatus.NOT_FOUND, f"the hub is at {WS_PATH}\n")
         try:
-            accepted[id(connection)] = handshake(
-                dict(parse_qsl(url.query)), request.headers, keys, allowed_origins
-            )
+            hs = handshake(dict(parse_qsl(url.query)), request.headers, keys, allowed_origins)
+            pump.admit(hs.key.id, hs.store_id)
         except RatehubError as exc:
             return _deny(exc)
+        accepted[id(connection)] = hs
         return None
 
     async def handler(connection: ServerConnection) -> None:
         hs = accepted.pop(id(connection))
-        if not pump.accepting:
-            await connection.close(1013, "draining; retry shortly")
-            return
+        if send_buffer:
+            sock = connection.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         session = pump.attach(
             WsConn(connection), hs.client_type, hs.store_id, hs.key.id, hs.last_seq, hs.epoch
         )
@@ -105,6 +109,7 @@ async def serve_hub(
         max_size=max_size,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
         compression=None,
         server_header="ratehub",
     )

@@ -28,10 +28,12 @@ Slow consumers: see ``_enqueue``.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -78,9 +80,18 @@ class HubStats:
 
 
 def _num(x: Any) -> str:
-    # JavaScript's String(n): shortest round-trip, no ".0" on whole numbers.
-    text = repr(x)
-    return text[:-2] if text.endswith(".0") else text
+    """JavaScript's ``String(n)``: shortest round-trip digits, plain notation for
+    1e-6 <= |n| < 1e21 (no ".0" on whole numbers), else ``1.5e-7`` / ``1e+21``."""
+    f = float(x)
+    text = repr(f)
+    if f == 0 or not math.isfinite(f):
+        return {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(text, "0")
+    if 1e-6 <= abs(f) < 1e21:
+        if "e" in text:
+            text = format(Decimal(text), "f")
+        return text[:-2] if text.endswith(".0") else text
+    digits, _, exp = format(Decimal(text), "e").partition("e")
+    return f"{digits}e{'+' if int(exp) >= 0 else '-'}{abs(int(exp))}"
 
 
 def checksum(rates: Iterable[dict[str, Any]]) -> str:
@@ -132,7 +143,10 @@ class Hub:
         self._dirty_all: set[Pair] = set()
         self._dirty_store: dict[str, set[Pair]] = {}
         self._marks = 0
+        self._first_mark: float | None = None
+        self._market_pending: dict[str, dict[str, Any]] = {}
         self._ready: set[Session] = set()
+        self._resnap: set[Session] = set()  # dropped rate frames: a snapshot is owed
         self.stats = HubStats()
 
     # -- sessions -------------------------------------------------------------------------
@@ -153,7 +167,9 @@ class Hub:
                 f"clientType must be one of {', '.join(CLIENT_TYPES)}, got {client_type!r}"
             )
         bucket = TokenBucket(self._msg_rate, self._msg_burst, now)
-        s = Session(sid, client_type, store_id, key_id, bucket, last_seq=self.seq)
+        s = Session(
+            sid, client_type, store_id, key_id, bucket, last_seq=self.seq, opened_store=store_id
+        )
         self.sessions[sid] = s
         self._join(s)
         welcome = {
@@ -166,7 +182,10 @@ class Hub:
             "protocol": wire.PROTOCOL_VERSION,
             "accepts": list(CLIENT_MESSAGES),
         }
-        self._control(s, wire.message(wire.WELCOME, welcome, int(now * 1000)))
+        # Resuming, the welcome leaves the client's position where it was: what it missed
+        # is still to come (a client that drops now resumes from the same place).
+        position = (self.seq, self.epoch) if last_seq is None else (last_seq, last_epoch)
+        self._control(s, wire.message(wire.WELCOME, welcome, int(now * 1000)), position)
         if last_seq is not None:
             self._resume(s, last_seq, last_epoch, now)
         else:
@@ -235,8 +254,13 @@ class Hub:
                 now,
             )
             return
+        if msg.data is not None and not isinstance(msg.data, dict):
+            self.stats.protocol_errors += 1
+            got = wire.encode({"d": msg.data})[5:-1][:40]
+            self._error(s, "invalid_data", f"{msg.type}: data must be an object, got {got}", now)
+            return
         try:
-            handler(s, msg.data if isinstance(msg.data, dict) else {}, now)
+            handler(s, msg.data or {}, now)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -331,10 +355,14 @@ class Hub:
 
     # -- outbound -------------------------------------------------------------------------
 
-    def mark_rates(self, pairs: Iterable[Pair], store_id: str | None = None) -> None:
+    def mark_rates(
+        self, pairs: Iterable[Pair], store_id: str | None = None, now: float | None = None
+    ) -> None:
         """Rates of ``pairs`` changed for ``store_id`` (None: every store)."""
         pairs = set(pairs)
         self._marks += len(pairs)
+        if self._first_mark is None:
+            self._first_mark = now
         if store_id is None:
             self._dirty_all |= pairs
         else:
@@ -364,9 +392,11 @@ class Hub:
         return ev
 
     def restore_log(self, events: Iterable[LoggedEvent], floor: int) -> None:
+        """At start-up: the retained events, oldest first, and ``floor``, the seq at and
+        below which nothing is retained (the constructor assumed nothing was)."""
+        self.log_floor = floor
         for ev in events:
             self._retain(ev)
-        self.log_floor = max(self.log_floor, floor)
 
     def _retain(self, ev: LoggedEvent) -> None:
         if len(self.log) == self.log.maxlen:
@@ -374,34 +404,76 @@ class Hub:
         self.log.append(ev)
 
     def publish_market(self, quotes: list[dict[str, Any]], now: float) -> None:
-        """``market_data_update`` to dashboards that asked for market data (conflatable)."""
-        targets = [s for s in self.sessions.values() if s.sub.market_data]
-        if not targets:
-            return
+        """Queue ``market_data_update`` for dashboards that asked for market data; like
+        rates, quotes are conflated per pair and leave once per window (``flush``)."""
+        if self._first_mark is None:
+            self._first_mark = now
+        for q in quotes:
+            self._market_pending[q["currencyPair"]] = q
+
+    def publish_status(self, data: dict[str, Any], now: float) -> None:
+        """The guide's ``system_status`` event, to dashboards (conflatable, not logged)."""
         ts = int(now * 1000)
-        texts: dict[str, str] = {}
-        for s in targets:
-            text = texts.get(s.client_type)
-            if text is None:
+        text = wire.encode(self._dialect("dashboard", wire.SYSTEM_STATUS, data, ts, self.seq))
+        frame = Frame(text, self.seq, True)
+        for s in self.sessions.values():
+            if s.client_type == DASHBOARD:
+                self._enqueue(s, frame)
+
+    def _flush_market(self, now: float) -> None:
+        quotes = [self._market_pending[k] for k in sorted(self._market_pending)]
+        self._market_pending.clear()
+        ts = int(now * 1000)
+        frames: dict[str, Frame] = {}
+        for s in self.sessions.values():
+            if not s.sub.market_data:
+                continue
+            mine = quotes
+            if s.sub.pairs is not None:
+                names = {str(p) for p in s.sub.pairs}
+                mine = [q for q in quotes if q["currencyPair"] in names]
+                if not mine:
+                    continue
+                payload = {"quotes": mine}
+                text = wire.encode(
+                    self._dialect(s.client_type, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
+                )
+                self._enqueue(s, Frame(text, self.seq, True))
+                continue
+            frame = frames.get(s.client_type)
+            if frame is None:
                 payload = {"quotes": quotes}
                 text = wire.encode(
                     self._dialect(s.client_type, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
                 )
-                texts[s.client_type] = text
-            self._enqueue(s, Frame(text, self.seq, True))
+                frame = frames[s.client_type] = Frame(text, self.seq, True)
+            self._enqueue(s, frame)
 
     def heartbeat(self, now: float) -> None:
         data = {"serverTime": int(now * 1000), "epoch": self.epoch, "seq": self.seq}
-        text = wire.encode(wire.message(wire.HEARTBEAT, data, int(now * 1000)))
+        msg = wire.message(wire.HEARTBEAT, data, int(now * 1000), seq=self.seq, epoch=self.epoch)
+        text = wire.encode(msg)
+        frame = Frame(text, self.seq, True)  # a newer heartbeat supersedes it
         for s in self.sessions.values():
-            self._enqueue(s, Frame(text, self.seq, False), control=True)
+            self._enqueue(s, frame, control=True)
 
-    def flush(self, now: float) -> None:
-        """Close the batch window: one rates frame per group whose pairs changed."""
+    def flush(self, now: float) -> float | None:
+        """Close the batch window: one rates frame per group whose pairs changed, and one
+        market frame per market-data subscriber. Returns when the oldest change in the
+        window was made (for the fan-out latency metric), or None if nothing changed."""
+        first, self._first_mark = self._first_mark, None
+        if self._market_pending:
+            self._flush_market(now)
+        if self._resnap:
+            owed, self._resnap = self._resnap, set()
+            for s in owed:
+                if s.needs_snapshot and self.sessions.get(s.id) is s:
+                    self._snapshot(s, now)
         if not (self._dirty_all or self._dirty_store or self._group_pending):
-            return
+            return first
         tables: dict[str | None, dict[Pair, dict[str, Any]]] = {}
-        changed = 0
+        distinct = len(self._dirty_all) + sum(len(v) for v in self._dirty_store.values())
+        self.stats.conflated += max(0, self._marks - distinct)
         for key, members in self._groups.items():
             store_id, ctype, sub = key
             dirty = (
@@ -430,11 +502,10 @@ class Hub:
                     self._snapshot(s, now)
                 else:
                     self._enqueue(s, frame)
-            changed += len(dirty)
-        self.stats.conflated += max(0, self._marks - changed) if changed else 0
         self._marks = 0
         self._dirty_all.clear()
         self._dirty_store.clear()
+        return first
 
     def take_ready(self) -> list[Session]:
         ready = list(self._ready)
@@ -444,7 +515,7 @@ class Hub:
     def sent(self, s: Session, frames: list[Frame]) -> None:
         """The adapter wrote these frames; the client's resume position moves on."""
         for f in frames:
-            if f.seq > s.last_seq:
+            if f.seq >= 0:  # in queue order; an out-of-order event only moves it back
                 s.last_seq = f.seq
         self.stats.frames += len(frames)
 
@@ -479,7 +550,9 @@ class Hub:
         extra: dict[str, Any],
     ) -> str:
         rates = [self._shape(table[p], sub.rate_type) for p in sorted(pairs) if p in table]
-        scope = [table[p] for p in (sub.pairs if sub.pairs is not None else table) if p in table]
+        # The checksum covers what this client holds: its pairs, and its side with rateType.
+        held = sub.pairs if sub.pairs is not None else table
+        scope = [self._shape(table[p], sub.rate_type) for p in held if p in table]
         payload = {"rates": rates, "checksum": checksum(scope), **extra}
         return wire.encode(self._dialect(ctype, wire.RATE_UPDATE, payload, int(now * 1000), seq))
 
@@ -501,53 +574,79 @@ class Hub:
             return any(str(p) == pair for p in s.sub.pairs)
         return True
 
-    def _snapshot(self, s: Session, now: float, **extra: Any) -> None:
+    def _snapshot(self, s: Session, now: float, force: bool = False, **extra: Any) -> None:
         s.needs_snapshot = False
         table = self._rates(s.store_id)
         pairs = s.sub.pairs if s.sub.pairs is not None else table.keys()
         text = self._rates_text(
             s.client_type, s.sub, table, pairs, now, self.seq, {"snapshot": True, **extra}
         )
-        self._enqueue(s, Frame(text, self.seq, True))
+        self._enqueue(s, Frame(text, self.seq, True), force=force)
 
     def _resume(self, s: Session, last_seq: int, last_epoch: str | None, now: float) -> None:
+        # Until the replay (or the snapshot) is written, the client is where it said it was;
+        # a slow-consumer close meanwhile must give that position back, not a later one.
+        s.last_seq = last_seq
         same_epoch = last_epoch is None or last_epoch == self.epoch
         if same_epoch and self.log_floor <= last_seq <= self.seq:
             missed = [ev for ev in self.log if ev.seq > last_seq and self._sees(s, ev)]
+            # The replay is bounded by the retained log, not by queue_frames (else a client
+            # that missed more than a queue's worth could never resume: it would be closed
+            # at once, every time). The adapter writes it at once; the bound applies after.
             for ev in missed:
-                self._enqueue(s, Frame(self._event_text(s.client_type, ev), ev.seq, False))
-            self._snapshot(s, now, recovered=True, missedEvents=len(missed), fromSeq=last_seq)
+                text = self._event_text(s.client_type, ev)
+                self._enqueue(s, Frame(text, ev.seq, False), force=True)
+            self._snapshot(
+                s, now, force=True, recovered=True, missedEvents=len(missed), fromSeq=last_seq
+            )
         else:
-            reason = "epoch changed" if not same_epoch else "no longer retained"
+            reason = (
+                "epoch changed"
+                if not same_epoch
+                else f"ahead of this hub (seq {self.seq})"
+                if last_seq > self.seq
+                else "no longer retained"
+            )
             gap = {"fromSeq": last_seq + 1, "toSeq": self.seq, "reason": reason}
             self._snapshot(s, now, recovered=False, gap=gap)
 
-    def _control(self, s: Session, msg: dict[str, Any]) -> None:
-        self._enqueue(s, Frame(wire.encode(msg), s.last_seq, False), control=True)
+    def _control(
+        self, s: Session, msg: dict[str, Any], position: tuple[int, str | None] | None = None
+    ) -> None:
+        """A reply to this client. It carries the hub's position (everything this session
+        should see up to it is already queued ahead of it) but does not move the session's
+        resume position (``Frame.seq`` -1): only the frames it replies after do."""
+        seq, epoch = position if position is not None else (self.seq, self.epoch)
+        msg = {**msg, "seq": seq, "epoch": epoch or self.epoch}
+        self._enqueue(s, Frame(wire.encode(msg), -1, False), control=True)
 
     def _close(self, s: Session, code: int, reason: str) -> None:
         s.closing = (code, reason)
         s.outbox.clear()
         self._ready.add(s)
 
-    def _enqueue(self, s: Session, frame: Frame, control: bool = False) -> None:
+    def _enqueue(
+        self, s: Session, frame: Frame, control: bool = False, force: bool = False
+    ) -> None:
         """Queue a frame for a session, applying the slow-consumer policy.
 
         The outbox holds frames only while the client's socket is not draining.
         When it reaches ``queue_frames``: rate frames are dropped first (they are
-        superseded: the session is flagged for a full snapshot on its next rates
-        frame); if it is still full, the session is closed with code 4008 and
-        its resume position in the reason. Nothing blocks the other sessions.
+        superseded: the session gets a full snapshot at the next flush, whether or
+        not anything changes meanwhile); if it is still full, the session is closed
+        with code 4008 and its resume position in the reason. Nothing blocks the
+        other sessions.
         """
         if s.closing is not None:
             return
-        if len(s.outbox) >= self.queue_frames:
+        if len(s.outbox) >= self.queue_frames and not force:
             kept = deque(f for f in s.outbox if not f.conflatable)
             dropped = len(s.outbox) - len(kept)
             if dropped:
                 self.stats.dropped += dropped
                 s.outbox = kept
                 s.needs_snapshot = True
+                self._resnap.add(s)
             if len(s.outbox) >= self.queue_frames:
                 self.stats.slow_closes += 1
                 self._close(

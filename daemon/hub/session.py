@@ -63,8 +63,8 @@ class Session:
     needs_snapshot: bool = False
     violations: int = 0
     closing: tuple[int, str] | None = None
-    # The time of the last rates frame queued, for ``frequency`` throttling (seconds).
-    last_rates_at: float = float("-inf")
+    # The store the connection opened with (connection limits count by it).
+    opened_store: str | None = None
 
     @property
     def group_key(self) -> tuple[str | None, str, Subscription]:
