@@ -134,7 +134,6 @@ class AuditRecord(NamedTuple):
 
 
 FIELDS: tuple[str, ...] = AuditRecord._fields
-HASHED_FIELDS: tuple[str, ...] = tuple(sorted(f for f in FIELDS if f != "hash"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
