@@ -118,8 +118,11 @@ def main_command(
     setup_logging(cfg)
     from daemon.runtime import run
 
+    def reload_config() -> Config:
+        return load_config(config, flags=_flags(host, port, state_dir))
+
     try:
-        run(cfg, on_ready=_banner)
+        run(cfg, on_ready=_banner, reload_config=reload_config)
     except OSError as exc:
         print(f"ratehubd: cannot start: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None

@@ -27,6 +27,7 @@ import uvicorn
 from websockets.asyncio.server import Server as WsServer
 
 from daemon import auth, wire
+from daemon.adapters import systemd
 from daemon.adapters.clock import SystemClock
 from daemon.adapters.feeds.simulated import SimulatedFeed
 from daemon.adapters.http_api import VERSION, create_app
@@ -394,6 +395,45 @@ class Runtime:
             },
         }
 
+    # -- reload ---------------------------------------------------------------------------
+
+    def reload(self, new: Config) -> list[str]:
+        """Swap in what can change at run time, all at once, between two loop steps:
+        pair policies (spreads, ticks, bounds, thresholds), override policy, hub limits
+        and the admin key file. Returns the keys that need a restart to take effect."""
+        old = self.config
+        restart = [
+            f"server.{k}"
+            for k in ("host", "port", "hub_port", "state_dir")
+            if getattr(old.server, k) != getattr(new.server, k)
+        ]
+        if set(new.pairs) != set(old.pairs):
+            restart.append("pairs (the set of pairs)")
+        policies = new.pair_policies() if set(new.pairs) == set(old.pairs) else None
+        self.config = new
+        if policies is not None:
+            self.engine.policies.update(policies)
+            self.engine.thresholds.policies.update(new.threshold_policies())
+        self.engine.override_policy = new.override_policy()
+        self.pump.max_per_key = new.hub.max_connections_per_key
+        self.pump.max_per_store = new.hub.max_connections_per_store
+        self.hub.configure_limits(new.hub.messages_per_second, new.hub.message_burst)
+        secret = self._configured_secret()
+        if secret is not None:
+            self.keys.add(auth.env_key(secret))
+        for key in restart:
+            log.warning("reload: %s changed; it takes effect at the next restart", key)
+        log.info("configuration reloaded")
+        return restart
+
+    def status_line(self) -> str:
+        now = self.clock.now()
+        active = sum(1 for o in self.engine.overrides.all() if o.active(now))
+        return f"serving on :{self.api_port}; {len(self.hub.sessions)} clients; {active} overrides"
+
+    async def notify_status(self, notifier: systemd.Notifier) -> None:
+        notifier.status(self.status_line())
+
     # -- stop -----------------------------------------------------------------------------
 
     async def stop(self) -> None:
@@ -425,37 +465,68 @@ class Runtime:
         await self._stopped.wait()
 
 
-async def serve(config: Config, on_ready: Callable[[Runtime], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM; the first drains gracefully, a second forces exit."""
+async def serve(
+    config: Config,
+    on_ready: Callable[[Runtime], None] | None = None,
+    reload_config: Callable[[], Config] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM: the first drains gracefully, a second forces exit.
+    SIGHUP reloads the configuration (``reload_config``) and keeps the running one if
+    the new one is invalid. Speaks the systemd notify protocol when NOTIFY_SOCKET is set."""
+    notifier = systemd.Notifier.from_env()
     rt = Runtime(config)
     await rt.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
 
-    def on_signal() -> None:
+    def on_stop() -> None:
         nonlocal signals
         signals += 1
         if signals > 1:
             log.warning("second signal: exiting now")
             os._exit(1)
+        notifier.stopping("draining")
         stop.set()
 
+    def on_hup() -> None:
+        notifier.reloading("reloading configuration")
+        try:
+            if reload_config is not None:
+                rt.reload(reload_config())
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc.message)
+        notifier.ready(rt.status_line())
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    watchdog = systemd.watchdog_interval()
+    if watchdog is not None:
+        rt._spawn(systemd.watchdog_loop(notifier, watchdog), "watchdog")
+    rt._spawn(rt._every(10.0, lambda: rt.notify_status(notifier)), "notify-status")
     try:
         if on_ready:
             on_ready(rt)
+        notifier.ready(rt.status_line())
         await stop.wait()
         log.info("draining")
-        await asyncio.wait_for(rt.stop(), timeout=config.server.drain_timeout_s)
+        try:
+            await asyncio.wait_for(rt.stop(), timeout=config.server.drain_timeout_s)
+        except TimeoutError:
+            log.error("drain took longer than %.1f s; exiting", config.server.drain_timeout_s)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        notifier.close()
 
 
-def run(config: Config, on_ready: Callable[[Runtime], None] | None = None) -> None:
-    asyncio.run(serve(config, on_ready))
+def run(
+    config: Config,
+    on_ready: Callable[[Runtime], None] | None = None,
+    reload_config: Callable[[], Config] | None = None,
+) -> None:
+    asyncio.run(serve(config, on_ready, reload_config))
 
 
 __all__ = ["Runtime", "run", "serve", "from_us"]

@@ -102,6 +102,15 @@ class DaemonProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def finish(self, sig: int = 15) -> tuple[int, str]:
+        """Stop the daemon and return its exit code and the rest of its output."""
+        rc = self.stop(sig)
+        out = ""
+        if self.proc.stdout is not None:
+            out = self.proc.stdout.read()
+            self.proc.stdout.close()
+        return rc, out
+
 
 def start_daemon(
     state_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None

@@ -149,6 +149,11 @@ class Hub:
         self._resnap: set[Session] = set()  # dropped rate frames: a snapshot is owed
         self.stats = HubStats()
 
+    def configure_limits(self, messages_per_second: float, message_burst: int) -> None:
+        """New inbound limits, for sessions opened from now on (reload)."""
+        self._msg_rate = messages_per_second
+        self._msg_burst = message_burst
+
     # -- sessions -------------------------------------------------------------------------
 
     def open(
