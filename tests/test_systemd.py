@@ -53,9 +53,10 @@ class NotifySocket:
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.env = "@" + address[1:] if address.startswith("\0") else address
 
-    def recv(self, wait: float = 5.0) -> tuple[bytes, float]:
-        """The next datagram and the wall-clock time it was sent; fails after ``wait`` s."""
-        self.sock.settimeout(timeout(wait))
+    def recv(self, wait: float | None = None) -> tuple[bytes, float]:
+        """The next datagram and the wall-clock time it was sent. Raises TimeoutError after
+        ``wait`` seconds (default: a generous ``timeout(5)``)."""
+        self.sock.settimeout(timeout(5.0) if wait is None else wait)
         data, ancillary, _flags, _addr = self.sock.recvmsg(4096, 256)
         sent = time.time()
         for level, kind, raw in ancillary:
@@ -66,7 +67,7 @@ class NotifySocket:
 
     def pending(self) -> list[tuple[bytes, float]]:
         """Every datagram queued so far, without waiting."""
-        out = []
+        out: list[tuple[bytes, float]] = []
         self.sock.setblocking(False)
         while True:
             try:
