@@ -108,3 +108,8 @@ def require_write(key: ApiKey, store_id: str | None) -> None:
         raise Forbidden(
             f"key {key.id} ({key.role}) may not change {where}; needs admin or a store key for it"
         )
+
+
+def require_admin(key: ApiKey, what: str) -> None:
+    if key.role != ADMIN:
+        raise Forbidden(f"key {key.id} ({key.role}) may not {what}; needs an admin key")

@@ -6,6 +6,7 @@ the config file, which beats the defaults (see ``daemon.config``).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import sys
@@ -116,6 +117,8 @@ def main_command(
         print(f"ratehubd: {exc.message}", file=sys.stderr)
         raise typer.Exit(2) from None
     setup_logging(cfg)
+    # A watchdog kill is SIGABRT: dump every thread's stack so the journal shows the hang.
+    faulthandler.enable()
     from daemon.runtime import run
 
     def reload_config() -> Config:

@@ -128,6 +128,13 @@ class OverridesConfig(_Section):
     require_store: bool = _f(False, "Stricter policy: refuse global overrides (no storeId).")
 
 
+class AuditConfig(_Section):
+    retention_years: int = _f(
+        5, "Keep audit records this long (FINTRAC: at least five years), then prune.", ge=1
+    )
+    prune_interval_s: float = _f(3600.0, "How often old audit records are pruned.", gt=0)
+
+
 class PairConfig(_Section):
     start: Decimal = Field(gt=0, description="Simulated feed's starting (and mean) mid.")
     tick: Decimal = Field(gt=0, description="Rounding tick; buy rounds up, sell down.")
@@ -190,6 +197,7 @@ class Config(_Section):
     feed: FeedConfig = FeedConfig()
     engine: EngineConfig = EngineConfig()
     overrides: OverridesConfig = OverridesConfig()
+    audit: AuditConfig = AuditConfig()
     pairs: dict[str, PairConfig] = Field(default_factory=_default_pairs)
     security: SecurityConfig = SecurityConfig()
 

@@ -18,8 +18,10 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +38,16 @@ from daemon.adapters.ws_asgi import add_hub_route
 from daemon.adapters.ws_pump import HubPump
 from daemon.adapters.ws_server import serve_hub
 from daemon.config import Config
+from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, retention_cutoff
 from daemon.engine.engine import RateEngine
 from daemon.engine.pairs import Pair
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, Conflict
 from daemon.hub.backplane import MemoryBackplane, apply
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
 from daemon.service import RateService
+from daemon.store import audit as audit_store
+from daemon.store.audit import AuditQuery
 from daemon.store.repository import Store, from_us, sqlite_url, to_us
 from daemon.store.tables import ApiKeyRow
 
@@ -151,6 +156,7 @@ class Runtime:
         self._spawn(self._every(5.0, self.service.save_market), "market-save")
         self._spawn(self._every(cfg.hub.status_interval_s, self._publish_status), "status")
         self._spawn(self._every(1.0, self._sample_rates), "rates-sampler")
+        self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
 
     def _make_feed(self) -> SimulatedFeed:
         levels: dict[Pair, tuple[Decimal, Decimal, Decimal, str]] = {}
@@ -395,6 +401,31 @@ class Runtime:
             },
         }
 
+    # -- audit ----------------------------------------------------------------------------
+
+    async def audit_query(self, q: AuditQuery) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            with self.store.session() as s:
+                return [r.to_dict() for r in audit_store.query(s, q)]
+
+        return await asyncio.to_thread(run)
+
+    async def audit_verify(self) -> dict[str, Any]:
+        """Verify the chain in a separate process, so hashing a million records does not
+        hold this process's GIL (and the hub) for seconds."""
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            result = await loop.run_in_executor(pool, audit_store.verify_url, self.store.url)
+        return result.to_dict()
+
+    async def prune_audit(self) -> None:
+        cutoff = retention_cutoff(self.clock.now(), self.config.audit.retention_years)
+        try:
+            while await self.writer.write(lambda s: audit_store.prune(s, cutoff, max_rows=10_000)):
+                await asyncio.sleep(0)
+        except Conflict as exc:
+            log.error("audit pruning refused, the records to prune do not verify: %s", exc.message)
+
     # -- reload ---------------------------------------------------------------------------
 
     def reload(self, new: Config) -> list[str]:
@@ -424,6 +455,14 @@ class Runtime:
         for key in restart:
             log.warning("reload: %s changed; it takes effect at the next restart", key)
         log.info("configuration reloaded")
+        event = AuditEvent(
+            type="config_reloaded",
+            actor=SYSTEM_ACTOR,
+            after={"needsRestart": restart},
+            reason="SIGHUP",
+            source="config",
+        )
+        self._spawn(self.service.audit(event), "audit-reload")
         return restart
 
     def status_line(self) -> str:
@@ -491,12 +530,14 @@ async def serve(
 
     def on_hup() -> None:
         notifier.reloading("reloading configuration")
+        status = None
         try:
             if reload_config is not None:
                 rt.reload(reload_config())
         except ConfigError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc.message)
-        notifier.ready(rt.status_line())
+            status = f"reload refused: {exc.problems[0]}; {rt.status_line()}"
+        notifier.ready(status or rt.status_line())
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from sqlmodel import Session
 
 from daemon import wire
+from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, override_snapshot
 from daemon.engine.engine import RateEngine
 from daemon.engine.events import (
     EngineEvent,
@@ -41,10 +43,25 @@ from daemon.hub.backplane import (
     apply,
 )
 from daemon.hub.hub import Hub
+from daemon.store import audit as audit_store
 from daemon.store.repository import Store, to_us
 from daemon.store.tables import EventRow
 
 log = logging.getLogger("ratehub.service")
+
+
+def _lock_snapshot(lock: Lock) -> dict[str, Any]:
+    return {
+        "lockId": lock.id,
+        "pair": str(lock.pair),
+        "storeId": lock.store_id,
+        "buyRate": lock.buy,
+        "sellRate": lock.sell,
+        "state": lock.state,
+        "expiresAt": lock.expires_at,
+        "reference": lock.reference,
+    }
+
 
 _LOCK_EVENTS = {
     CONSUMED: wire.RATE_LOCK_CONSUMED,
@@ -116,6 +133,31 @@ class RateService:
         ]
 
     # -- mutations ------------------------------------------------------------------------
+    #
+    # Each one: plan in the engine (raises on bad input, changes nothing) -> ``_durable``
+    # (the change, its hub event and its audit record in one transaction) -> commit to
+    # the engine -> publish.
+
+    async def _durable(
+        self,
+        change: Callable[[Session], bool | None],
+        event: tuple[str, str | None, dict[str, Any]],
+        audit: AuditEvent,
+        now: datetime,
+    ) -> int | None:
+        """Write ``change`` with its hub event and audit record atomically. Returns the
+        event's seq, or None when ``change`` declined (returned False): nothing written."""
+        seq = self.hub.allocate_seq()
+        type_, store_id, data = event
+
+        def op(s: Session) -> bool:
+            if change(s) is False:
+                return False
+            self._log_event(s, seq, type_, store_id, data, now)
+            audit_store.append(s, audit, now)
+            return True
+
+        return seq if await self.writer.write(op) else None
 
     async def set_override(self, req: wire.SetRateRequest, actor: str) -> dict[str, Any]:
         now = self.clock.now()
@@ -123,35 +165,36 @@ class RateService:
             self._override_request(req), override_id=uuid.uuid4().hex, author=actor, now=now
         )
         rate = self.engine.preview(ov, now)
+        before = self.engine.overrides.get(ov.pair, ov.store_id, now)
         self.engine.overrides.reserve(ov)
         data = {**wire.override_dict(ov), "rate": wire.rate_dict(rate)}
-        seq = self.hub.allocate_seq()
-        await self.writer.write(lambda s: self._persist_set(s, ov, seq, data, now))
+        audit = AuditEvent(
+            type="override_set",
+            actor=actor,
+            store_id=ov.store_id,
+            pair=ov.pair,
+            before=override_snapshot(before) if before else None,
+            after=override_snapshot(ov),
+            reason=ov.reason,
+            source=ov.source,
+        )
+        seq = await self._durable(
+            lambda s: self.store.add_override(s, ov),
+            (wire.RATE_OVERRIDE_SET, ov.store_id, data),
+            audit,
+            now,
+        )
         self.overrides_set += 1
         self._emit(self.engine.commit_override(ov), now, data, seq)
         return wire.rate_dict(self.engine.rate(ov.pair, ov.store_id, self.clock.now()))
 
-    def _persist_set(
-        self, s: Session, ov: Override, seq: int, data: dict[str, Any], now: datetime
-    ) -> None:
-        self.store.add_override(s, ov)
-        self._log_event(s, seq, wire.RATE_OVERRIDE_SET, ov.store_id, data, now)
-
     async def clear_override(
-        self, pair_text: str, store_id: str | None, actor: str
+        self, pair_text: str, store_id: str | None, actor: str, reason: str | None = None
     ) -> dict[str, Any]:
         now = self.clock.now()
         pair = self.engine.pair(pair_text)
         ov = self.engine.plan_clear(pair, store_id, now)
-        data = {**wire.override_dict(ov), "clearedBy": actor}
-        seq = self.hub.allocate_seq()
-
-        def op(s: Session) -> None:
-            self.store.end_override(s, ov, "cleared", actor, now)
-            self._log_event(s, seq, wire.RATE_OVERRIDE_CLEARED, ov.store_id, data, now)
-
-        await self.writer.write(op)
-        self._emit(self.engine.commit_clear(ov, actor), now, data, seq)
+        await self._end_override(ov, "cleared", actor, now, reason)
         return wire.rate_dict(self.engine.rate(pair, store_id, self.clock.now()))
 
     async def expire_due(self) -> int:
@@ -159,18 +202,33 @@ class RateService:
         now = self.clock.now()
         due = self.engine.due_expiries(now)
         for ov in due:
-            data = wire.override_dict(ov)
-            seq = self.hub.allocate_seq()
-
-            def op(
-                s: Session, ov: Override = ov, data: dict[str, Any] = data, seq: int = seq
-            ) -> None:
-                self.store.end_override(s, ov, "expired", "system", now)
-                self._log_event(s, seq, wire.RATE_OVERRIDE_EXPIRED, ov.store_id, data, now)
-
-            await self.writer.write(op)
-            self._emit(self.engine.commit_expiry(ov), now, data, seq)
+            await self._end_override(ov, "expired", SYSTEM_ACTOR, now, None)
         return len(due)
+
+    async def _end_override(
+        self, ov: Override, how: str, actor: str, now: datetime, reason: str | None
+    ) -> None:
+        data = {**wire.override_dict(ov), "endedBy": actor}
+        type_ = wire.RATE_OVERRIDE_CLEARED if how == "cleared" else wire.RATE_OVERRIDE_EXPIRED
+        audit = AuditEvent(
+            type=f"override_{how}",
+            actor=actor,
+            store_id=ov.store_id,
+            pair=ov.pair,
+            before=override_snapshot(ov),
+            reason=reason or ("validUntil passed" if how == "expired" else None),
+            source=ov.source,
+        )
+        seq = await self._durable(
+            lambda s: self.store.end_override(s, ov, how, actor, now),
+            (type_, ov.store_id, data),
+            audit,
+            now,
+        )
+        if how == "cleared":
+            self._emit(self.engine.commit_clear(ov, actor), now, data, seq)
+        else:
+            self._emit(self.engine.commit_expiry(ov), now, data, seq)
 
     def on_tick(self, pair: Pair, mid: Decimal, source: str) -> bool:
         """A market tick from a feed. Returns False when it was rejected."""
@@ -220,16 +278,18 @@ class RateService:
                 await asyncio.shield(pending)
             return wire.lock_dict(self.engine.locks.get(lock.id)), False
         data = wire.lock_dict(lock)
-        seq = self.hub.allocate_seq()
-
-        def op(s: Session) -> None:
-            self.store.add_lock(s, lock)
-            self._log_event(s, seq, wire.RATE_LOCK_CREATED, lock.store_id, data, now)
-
-        write = asyncio.ensure_future(self.writer.write(op))
+        audit = self._lock_audit("lock_created", lock, actor, before=None)
+        write = asyncio.ensure_future(
+            self._durable(
+                lambda s: self.store.add_lock(s, lock),
+                (wire.RATE_LOCK_CREATED, lock.store_id, data),
+                audit,
+                now,
+            )
+        )
         self._lock_writes[lock.id] = write
         try:
-            await write
+            seq = await write
         except BaseException:
             self.engine.locks.abandon(lock)
             raise
@@ -237,6 +297,7 @@ class RateService:
             self._lock_writes.pop(lock.id, None)
         self.engine.locks.commit(lock)
         self.locks_created += 1
+        assert seq is not None
         self._publish(wire.RATE_LOCK_CREATED, data, lock.store_id, now, seq)
         return data, True
 
@@ -260,18 +321,32 @@ class RateService:
                 pass  # consumed or released meanwhile
         return n
 
+    def _lock_audit(self, type_: str, lock: Lock, actor: str, before: Lock | None) -> AuditEvent:
+        return AuditEvent(
+            type=type_,
+            actor=actor,
+            store_id=lock.store_id,
+            pair=lock.pair,
+            before=_lock_snapshot(before) if before else None,
+            after=_lock_snapshot(lock),
+            reason=lock.reference or None,
+            source="lock",
+        )
+
     async def _end_lock(self, ended: Lock, now: datetime) -> dict[str, Any]:
         type_ = _LOCK_EVENTS[ended.state]
         data = wire.lock_dict(ended)
-        seq = self.hub.allocate_seq()
-
-        def op(s: Session) -> bool:
-            if not self.store.end_lock(s, ended):
-                return False
-            self._log_event(s, seq, type_, ended.store_id, data, now)
-            return True
-
-        if not await self.writer.write(op):
+        before = self.engine.locks.get(ended.id)
+        audit = self._lock_audit(
+            f"lock_{ended.state}", ended, ended.ended_by or SYSTEM_ACTOR, before
+        )
+        seq = await self._durable(
+            lambda s: self.store.end_lock(s, ended),
+            (type_, ended.store_id, data),
+            audit,
+            now,
+        )
+        if seq is None:
             current = self.engine.locks.get(ended.id)
             raise Conflict(f"lock {ended.id} is already {current.state}", lockId=ended.id)
         self.engine.locks.commit(ended)
@@ -286,17 +361,28 @@ class RateService:
         breaches = self.engine.check_thresholds(now)
         for b in breaches:
             data = wire.breach_dict(b)
-            seq = self.hub.allocate_seq()
-            store_id = b.key.store_id
-
-            def op(
-                s: Session, data: dict[str, Any] = data, seq: int = seq, st: str | None = store_id
-            ) -> None:
-                self._log_event(s, seq, wire.RATE_THRESHOLD_BREACH, st, data, now)
-
-            await self.writer.write(op)
-            self._publish(wire.RATE_THRESHOLD_BREACH, data, store_id, now, seq)
+            audit = AuditEvent(
+                type="breach_begun" if b.state == "begun" else "breach_cleared",
+                actor=SYSTEM_ACTOR,
+                store_id=b.key.store_id,
+                pair=b.key.pair,
+                after=data,
+                reason=b.detail,
+                source="thresholds",
+            )
+            seq = await self._durable(
+                lambda s: None, (wire.RATE_THRESHOLD_BREACH, b.key.store_id, data), audit, now
+            )
+            assert seq is not None
+            self._publish(wire.RATE_THRESHOLD_BREACH, data, b.key.store_id, now, seq)
         return len(breaches)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    async def audit(self, event: AuditEvent) -> None:
+        """Record something that is not itself a stored change (a key, a reload)."""
+        now = self.clock.now()
+        await self.writer.write(lambda s: audit_store.append(s, event, now))
 
     def breaches(self) -> list[dict[str, Any]]:
         return [wire.breach_dict(b) for b in self.engine.thresholds.active.values()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -19,8 +20,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daemon import wire
-from daemon.auth import ApiKey, require_read, require_write
+from daemon.auth import ApiKey, require_admin, require_read, require_write
 from daemon.errors import InvalidRequest, RatehubError, RateLimited
+from daemon.store.audit import AuditQuery
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
@@ -184,6 +186,42 @@ def create_app(rt: Runtime) -> FastAPI:
     async def market(key: Key) -> JSONResponse:
         return ok(rt.service.market())
 
+    @app.get("/api/audit", tags=["audit"])
+    async def audit_records(
+        key: Key,
+        since: str | None = None,
+        until: str | None = None,
+        storeId: str | None = None,
+        pair: str | None = None,
+        actor: str | None = None,
+        type: Annotated[list[str] | None, Query()] = None,
+        afterSeq: int | None = None,
+        beforeSeq: int | None = None,
+        limit: int = 1000,
+        order: str = "desc",
+    ) -> JSONResponse:
+        """The audit trail, newest first; filters combine with AND."""
+        require_admin(key, "read the audit trail")
+        q = AuditQuery(
+            since=_time_param("since", since),
+            until=_time_param("until", until),
+            store_id=storeId,
+            pair=str(rt.engine.pair(pair)) if pair else None,
+            actor=actor,
+            types=tuple(type or ()),
+            after_seq=afterSeq,
+            before_seq=beforeSeq,
+            limit=limit,
+            order=order,
+        )
+        return ok(await rt.audit_query(q))
+
+    @app.get("/api/audit/verify", tags=["audit"])
+    async def audit_verify(key: Key) -> JSONResponse:
+        """Check the whole hash chain; ``ok`` false names the first bad record."""
+        require_admin(key, "verify the audit trail")
+        return ok(await rt.audit_verify())
+
     @app.get("/api/system/status", tags=["system"])
     async def status(key: Key) -> JSONResponse:
         return ok(rt.status())
@@ -196,6 +234,17 @@ def _validate(model: type[M], body: Any) -> M:
         return model.model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
+
+
+def _time_param(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return wire.parse_time(int(value) if value.isdigit() else value)
+    except ValueError:
+        raise InvalidRequest(
+            f"{name} must be ISO 8601 or epoch milliseconds, got {value!r}"
+        ) from None
 
 
 async def _json_body(request: Request) -> Any:
