@@ -14,9 +14,10 @@ option just typed (a list of choices, or files).
 
 from __future__ import annotations
 
+import enum
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 PROG = "ratectl"
@@ -40,17 +41,19 @@ class Node:
     words: list[str] = field(default_factory=list)  # choices of the first positional argument
 
 
-def walk(cmd: Any, path: str = "") -> list[Node]:
-    """Every command path of a Click command tree, depth first. Duck-typed: Typer may
-    bring its own copy of Click."""
+def walk(cmd: Any, path: str = "", parent: Any = None) -> list[Node]:
+    """Every command path of a Click command tree, depth first. Duck-typed: newer Typer
+    brings its own copy of Click, with parameter types described differently."""
     node = Node(path, _short(cmd.help))
-    ctx = cmd.context_class(cmd, info_name=PROG)
+    settings = getattr(cmd, "context_settings", None) or {}
+    name = path.rpartition(" ")[2] or PROG
+    ctx = cmd.context_class(cmd, info_name=name, parent=parent, **settings)
     for param in cmd.get_params(ctx):
         if param.param_type_name == "option" and not param.hidden:
             names = tuple(param.opts + param.secondary_opts)
             node.options.append(Opt(names, _short(param.help), _value(param)))
         elif param.param_type_name == "argument" and not node.words:
-            node.words = [str(c) for c in getattr(param.type, "choices", ())]
+            node.words = _choices(param) or []
     nodes = [node]
     if hasattr(cmd, "list_commands"):
         for name in cmd.list_commands(ctx):
@@ -58,23 +61,49 @@ def walk(cmd: Any, path: str = "") -> list[Node]:
             if sub is None or sub.hidden:
                 continue
             node.commands[name] = _short(sub.help)
-            nodes += walk(sub, f"{path} {name}".strip())
+            nodes += walk(sub, f"{path} {name}".strip(), ctx)
     return nodes
 
 
 def _value(opt: Any) -> str | None:
     if opt.is_flag or opt.count:
         return None
-    if hasattr(opt.type, "choices"):
-        return " ".join(str(c) for c in opt.type.choices)
-    if opt.type.name in ("path", "filename"):
-        return "@files"
-    return ""
+    choices = _choices(opt)
+    if choices is not None:
+        return " ".join(choices)
+    return "@files" if _is_path(opt) else ""
+
+
+def _annotation(param: Any) -> Any:
+    descriptor = getattr(param, "type_descriptor", None)
+    return getattr(descriptor, "annotation", None)
+
+
+def _choices(param: Any) -> list[str] | None:
+    choices = getattr(getattr(param, "type", None), "choices", None)
+    if choices is not None:
+        return [str(c) for c in choices]
+    ann = _annotation(param)
+    if isinstance(ann, type) and issubclass(ann, enum.Enum):
+        return [str(m.value) for m in ann]
+    return None
+
+
+def _is_path(param: Any) -> bool:
+    click_type = getattr(param, "type", None)
+    if click_type is not None:
+        return getattr(click_type, "name", "") in ("path", "filename")
+    ann = _annotation(param)
+    return isinstance(ann, type) and issubclass(ann, PurePath)
 
 
 def _short(text: str | None) -> str:
     line = (text or "").strip().split("\n")[0].split(". ")[0].rstrip(".")
-    return line.replace("'", "").replace('"', "")[:60]
+    return line if len(line) <= 80 else line[:79].rsplit(" ", 1)[0] + "..."
+
+
+def _fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # -- shared data functions (valid bash and zsh) ------------------------------------------------
@@ -89,7 +118,11 @@ def _data_functions(nodes: list[Node]) -> str:
         lines += [f"        *) {default} ;;", "    esac", "}"]
         return lines
 
-    words = [([f"{n.path}|"], f"echo '{' '.join([*n.commands, *n.words])}'") for n in nodes]
+    words = [
+        ([f"{n.path}|"], f"echo '{' '.join([*n.commands, *n.words])}'")
+        for n in nodes
+        if n.commands or n.words
+    ]
     options = [
         ([f"{n.path}|"], f"echo '{' '.join(x for o in n.options for x in o.names)}'") for n in nodes
     ]
@@ -234,7 +267,7 @@ def fish(nodes: list[Node]) -> str:
     for n in nodes:
         at = f"-n '__{PROG}_at \"{n.path}\"'"
         for name, help_ in n.commands.items():
-            lines.append(f"complete -c {PROG} {at} -a {name} -d '{help_}'")
+            lines.append(f"complete -c {PROG} {at} -a {name} -d {_fish_quote(help_)}")
         if n.words:
             lines.append(f"complete -c {PROG} {at} -a '{' '.join(n.words)}'")
         for o in n.options:
@@ -247,7 +280,7 @@ def fish(nodes: list[Node]) -> str:
                 kind = f" -x -a '{o.value}'"
             else:
                 kind = " -x" if o.value == "" else ""
-            lines.append(f"complete -c {PROG} {at} {flags}{kind} -d '{o.help}'")
+            lines.append(f"complete -c {PROG} {at} {flags}{kind} -d {_fish_quote(o.help)}")
     return "\n".join(lines) + "\n"
 
 

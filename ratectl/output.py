@@ -20,10 +20,13 @@ from rich.console import Console, RenderableType
 DATA_FORMATS = ("json", "jsonl", "yaml")
 
 
+PIPE_WIDTH = 10_000  # piped tables are never truncated (tables take only the width they need)
+
+
 def console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
     out = file or (sys.stderr if stderr else sys.stdout)
     tty = out.isatty()
-    width = None if tty else int(os.environ.get("COLUMNS") or 0) or 200
+    width = None if tty else PIPE_WIDTH
     return Console(
         file=out,
         no_color=bool(os.environ.get("NO_COLOR")) or not tty,
@@ -56,7 +59,19 @@ def emit(
     if renderable is None:
         out.write(dump(data, "yaml"))
         return
-    console(out).print(renderable())
+    print_renderable(renderable(), out)
+
+
+def print_renderable(renderable: RenderableType, out: IO[str]) -> None:
+    """Through Rich; when piped, without the padding Rich leaves at the ends of lines."""
+    con = console(out)
+    if con.is_terminal:
+        con.print(renderable)
+        return
+    with con.capture() as captured:
+        con.print(renderable)
+    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    out.flush()
 
 
 def dump(data: Any, fmt: str) -> str:

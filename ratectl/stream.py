@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 :class:`Tracker` is the sans-I/O core. It is fed every decoded frame and answers what to
 show (after the event and pair filters) and what to tell the user (gaps, resumes, errors).
-It remembers the resume position: the epoch and the highest ``seq`` seen on a frame that
-carries one at the top (events, rate frames) or on a heartbeat. The ``welcome`` frame's
-seq is *not* taken: on a resumed connection the replayed events follow it. Events (the
+It remembers the resume position: the epoch and the highest ``seq`` on the frames (each
+carries the hub's position, and everything the client should see up to it came before).
+The ``welcome`` frame is the exception: it echoes the position the client resumed from,
+under the epoch it asked for, while ``data.epoch`` names the hub's current one. Events (the
 numbered log entries) seen twice after a resume are dropped by seq.
 
 :func:`follow` is the adapter: it connects with the ``store_os`` dialect (``{type, data,
@@ -91,9 +92,7 @@ class Tracker:
             out.notices.append(f"daemon says: {data.get('message')} ({data.get('code')})")
         elif type_ == "subscribed":
             self.awaiting_ack = False
-        elif type_ == "heartbeat" and data.get("epoch") == self.epoch:
-            self._advance(data.get("seq"))
-        if not self._position(type_, msg, data):
+        if type_ != "welcome" and not self._position(type_, msg):
             return out  # an event we already showed
         if data.get("snapshot"):
             self._snapshot_notices(data, out)
@@ -114,7 +113,7 @@ class Tracker:
             self.seq = self.last_event_seq = None
         self.epoch = epoch if isinstance(epoch, str) else None
 
-    def _position(self, type_: str, msg: Mapping[str, Any], data: dict[str, Any]) -> bool:
+    def _position(self, type_: str, msg: Mapping[str, Any]) -> bool:
         seq, epoch = msg.get("seq"), msg.get("epoch")
         if not isinstance(seq, int) or isinstance(seq, bool):
             return True
@@ -124,12 +123,8 @@ class Tracker:
             if self.last_event_seq is not None and seq <= self.last_event_seq:
                 return False
             self.last_event_seq = seq
-        self._advance(seq)
+        self.seq = seq if self.seq is None else max(self.seq, seq)
         return True
-
-    def _advance(self, seq: Any) -> None:
-        if isinstance(seq, int) and not isinstance(seq, bool):
-            self.seq = seq if self.seq is None else max(self.seq, seq)
 
     @staticmethod
     def _snapshot_notices(data: dict[str, Any], out: Output) -> None:

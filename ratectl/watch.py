@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ratectl import params
-from ratectl.output import console, dump, dump_stream, message
+from ratectl.output import console, dump, dump_stream, message, print_renderable
 from ratectl.stream import KNOWN_EVENTS, Follow, Tracker, follow, normalize_pair
 
 if TYPE_CHECKING:
@@ -41,13 +41,12 @@ def tail_messages(
             "data": {"includeMarketData": True, "currencies": sorted(pair_set or ())},
         }
     fmt = s.output.value
-    con = console() if fmt in ("table", "wide") else None
     shown = 0
 
     def on_message(msg: dict[str, Any]) -> bool:
         nonlocal shown
-        if con is not None:
-            con.print(render.event_lines(msg))
+        if fmt in ("table", "wide"):
+            print_renderable(render.event_lines(msg), sys.stdout)
         else:
             sys.stdout.write(dump_stream(msg, fmt))
             sys.stdout.flush()
@@ -84,8 +83,8 @@ def watch_rates(s: Settings) -> None:
         if live is not None:
             live.update(table(list(rows.values())), refresh=True)
         elif fmt in ("table", "wide"):
-            con.print(table(changed))
-            con.print()
+            print_renderable(table(changed), sys.stdout)
+            sys.stdout.write("\n")
         else:
             sys.stdout.write(
                 dump(changed, "jsonl") if fmt == "jsonl" else dump_stream(changed, fmt)
