@@ -297,3 +297,25 @@ def test_garbage_counts_against_the_rate_limit_too() -> None:
         hub.receive(s.id, "garbage", T0)
     assert s.closing is not None and s.closing[0] == CLOSE_RATE_LIMITED
     assert hub.stats.protocol_errors == 2
+
+
+def test_a_clock_stepped_back_neither_starves_nor_floods() -> None:
+    hub = make_hub(messages_per_second=1, message_burst=2)
+    s = hub.open(1, DASHBOARD, None, "admin", T0)
+    send(hub, s, "subscribe", {"symbols": ["USD"], "frequency": 1000})
+    drain(hub, s)
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 + WINDOW)
+    assert len(drain(hub, s)) == 1
+    # The wall clock steps back an hour: throttled updates still flow once per interval.
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 - 3600)
+    assert len(drain(hub, s)) == 1
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 - 3600 + WINDOW)
+    assert drain(hub, s) == []
+    # The token bucket neither goes negative nor refills from the step.
+    send(hub, s, "ping", {}, now=T0 - 3600)
+    assert [m["type"] for m in drain(hub, s)] == ["pong"]
+    send(hub, s, "ping", {}, now=T0 - 3600)
+    assert [m["type"] for m in drain(hub, s)] == ["error"]

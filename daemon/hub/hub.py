@@ -493,7 +493,9 @@ class Hub:
                 dirty = dirty & sub.pairs
             if not dirty:
                 continue
-            if now - self._group_sent.get(key, float("-inf")) < sub.min_interval_ms / 1000:
+            # A wall clock stepped back counts as time passed, not as a reason to go quiet.
+            since = now - self._group_sent.get(key, float("-inf"))
+            if 0 <= since < sub.min_interval_ms / 1000:
                 self._group_pending[key] = set(dirty)
                 continue
             self._group_pending.pop(key, None)

@@ -12,7 +12,8 @@ class TokenBucket:
 
     def take(self, now: float, cost: float = 1.0) -> bool:
         """Spend ``cost`` tokens if there are enough; refill by elapsed time first."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        # A clock stepped back refills nothing (and takes nothing away).
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= cost:
             self.tokens -= cost
