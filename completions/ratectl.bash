@@ -12,22 +12,22 @@ _ratectl_words() {
 }
 _ratectl_options() {
     case "$1|$2" in
-        "|") echo '--url --context --token-file --timeout --config --version -h --help' ;;
-        "rates|") echo '--store -s --output -o --watch -w -h --help' ;;
-        "market|") echo '--output -o -h --help' ;;
-        "set-rate|") echo '--buy --sell --spread --store -s --valid-for --valid-until --reason --expected-version --output -o -h --help' ;;
-        "clear-rate|") echo '--store -s --reason --output -o -h --help' ;;
-        "overrides|") echo '--store -s --output -o -h --help' ;;
-        "status|") echo '--output -o -h --help' ;;
-        "tail|") echo '--store -s --pairs --events --count --output -o -h --help' ;;
-        "completion|") echo '-h --help' ;;
-        "config|") echo '-h --help' ;;
-        "config init|") echo '--store --name --force --no-force -h --help' ;;
-        "config view|") echo '--show-source --no-show-source --output -o -h --help' ;;
-        "context|") echo '-h --help' ;;
-        "context add|") echo '--url --store --token-file --use -h --help' ;;
-        "context use|") echo '-h --help' ;;
-        "context list|") echo '--output -o -h --help' ;;
+        "|") echo '--url --context --token-file --timeout --config --version --help -h' ;;
+        "rates|") echo '--store -s --output -o --watch -w --help -h' ;;
+        "market|") echo '--output -o --help -h' ;;
+        "set-rate|") echo '--buy --sell --spread --store -s --valid-for --valid-until --reason --expected-version --output -o --help -h' ;;
+        "clear-rate|") echo '--store -s --reason --output -o --help -h' ;;
+        "overrides|") echo '--store -s --output -o --help -h' ;;
+        "status|") echo '--output -o --help -h' ;;
+        "tail|") echo '--store -s --pairs --events --count --output -o --help -h' ;;
+        "completion|") echo '--help -h' ;;
+        "config|") echo '--help -h' ;;
+        "config init|") echo '--store --name --force --no-force --help -h' ;;
+        "config view|") echo '--show-source --no-show-source --output -o --help -h' ;;
+        "context|") echo '--help -h' ;;
+        "context add|") echo '--url --store --token-file --use --help -h' ;;
+        "context use|") echo '--help -h' ;;
+        "context list|") echo '--output -o --help -h' ;;
         *) : ;;
     esac
 }

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ratectl.client import Client
     from ratectl.settings import Settings
 
+T = TypeVar("T")
 EXIT_HELP = "\n".join(f"{code:>5}  {what}" for code, what in errors.EXIT_CODES)
 HELP = (
     "Operate ratehub: rates, overrides, live tail and status.\n\n"
@@ -73,6 +74,12 @@ class Shell(enum.StrEnum):
 PairArg = Annotated[str, typer.Argument(help="Currency pair: USD/CAD, USDCAD or usd-cad.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"ratectl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -96,11 +103,13 @@ def root(
             help="Config file. (env RATECTL_CONFIG; default: $XDG_CONFIG_HOME/ratectl/config.toml)"
         ),
     ] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        print(f"ratectl {__version__}")
-        raise typer.Exit(0)
     ctx.obj = {
         "url": url,
         "context": context,
@@ -117,10 +126,16 @@ def settings(ctx: typer.Context, **flags: Any) -> Settings:
     return resolve({**(ctx.find_root().obj or {}), **given})
 
 
-def client(s: Settings) -> Client:
+def call(s: Settings, doing: str, fn: Callable[[Client], T]) -> T:
+    """One exchange with the daemon, with a spinner on a terminal if it is slow."""
     from ratectl.client import Client
+    from ratectl.output import progress
 
-    return Client(s.url.value, s.token.value, s.timeout.value, token_source=s.token.source)
+    with (
+        Client(s.url.value, s.token.value, s.timeout.value, token_source=s.token.source) as c,
+        progress(f"{doing} ({s.url.value})"),
+    ):
+        return fn(c)
 
 
 def now_ms() -> int:
@@ -162,8 +177,7 @@ def rates(
         return
     from ratectl import models, render
 
-    with client(s) as c:
-        data = c.rates(s.store.value)
+    data = call(s, "reading rates", lambda c: c.rates(s.store.value))
     emit(data, s, lambda wide: render.rates_table(models.rates(data), now_ms=now_ms(), wide=wide))
 
 
@@ -174,8 +188,7 @@ def market(ctx: typer.Context, output: OutputOpt = None) -> None:
     from ratectl import models, render
 
     s = settings(ctx, output=output)
-    with client(s) as c:
-        data = c.market()
+    data = call(s, "reading market data", lambda c: c.market())
     emit(data, s, lambda wide: render.market_table(models.market(data), now_ms=now_ms(), wide=wide))
 
 
@@ -225,8 +238,7 @@ def set_rate(
         expected_version=expected_version,
         now=datetime.now(UTC),
     )
-    with client(s) as c:
-        data = c.set_rate(body)
+    data = call(s, "setting the override", lambda c: c.set_rate(body))
     rate = models.rate(data)
     ov = rate.provenance.override if rate.provenance else None
     where = rate.storeId or "all stores"
@@ -251,8 +263,7 @@ def clear_rate(
     body: dict[str, Any] = {"currencyPair": pair, "storeId": s.store.value}
     if reason:
         body["reason"] = reason
-    with client(s) as c:
-        data = c.clear_rate(body)
+    data = call(s, "clearing the override", lambda c: c.clear_rate(body))
     rate = models.rate(data)
     say(f"override cleared: {rate.currencyPair} at {s.store.value or 'all stores'}")
     emit(data, s, lambda wide: render.rates_table([rate], now_ms=now_ms(), wide=wide))
@@ -265,8 +276,7 @@ def overrides(ctx: typer.Context, store: StoreOpt = None, output: OutputOpt = No
     from ratectl import models, render
 
     s = settings(ctx, store=store, output=output)
-    with client(s) as c:
-        data = c.overrides(s.store.value)
+    data = call(s, "reading overrides", lambda c: c.overrides(s.store.value))
     emit(
         data,
         s,
@@ -281,8 +291,7 @@ def status(ctx: typer.Context, output: OutputOpt = None) -> None:
     from ratectl import render
 
     s = settings(ctx, output=output)
-    with client(s) as c:
-        data = c.status()
+    data = call(s, "reading status", lambda c: c.status())
     emit(data, s, lambda wide: render.status_view(data))
 
 

@@ -90,10 +90,11 @@ def config_view(
     s = _settings(ctx)
     rows = s.rows()
     fmt = output.value if output else "table"
+    values = s.values()
     if show_source:
-        data: Any = {k: {"value": v, "source": src} for k, v, src in rows}
+        data: Any = {k: {"value": v.value, "source": v.source} for k, v in values.items()}
     else:
-        data = {k: v for k, v, _ in rows}
+        data = {k: v.value for k, v in values.items()}
     emit(data, fmt, lambda: render.settings_table(rows, show_source=show_source))
 
 

@@ -50,7 +50,7 @@ def walk(cmd: Any, path: str = "", parent: Any = None) -> list[Node]:
     ctx = cmd.context_class(cmd, info_name=name, parent=parent, **settings)
     for param in cmd.get_params(ctx):
         if param.param_type_name == "option" and not param.hidden:
-            names = tuple(param.opts + param.secondary_opts)
+            names = tuple(sorted(param.opts)) + tuple(param.secondary_opts)  # help: a set
             node.options.append(Opt(names, _short(param.help), _value(param)))
         elif param.param_type_name == "argument" and not node.words:
             node.words = _choices(param) or []

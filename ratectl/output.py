@@ -12,7 +12,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from rich.console import Console, RenderableType
@@ -35,6 +37,25 @@ def console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
         width=width,
         emoji=False,
     )
+
+
+@contextmanager
+def progress(text: str, *, delay: float = 0.3, file: IO[str] | None = None) -> Iterator[None]:
+    """A spinner on stderr while slow work runs: on a terminal only, and only once the
+    work has taken ``delay`` seconds, so quick commands and pipes see nothing extra."""
+    err = console(file, stderr=True)
+    if not err.is_terminal:
+        yield
+        return
+    status = err.status(text)
+    timer = threading.Timer(delay, status.start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        status.stop()
 
 
 def message(text: str, *, style: str = "") -> None:

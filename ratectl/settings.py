@@ -95,18 +95,28 @@ class Settings:
     token: Sourced  # value: the secret, or None
     config: ConfigFile
 
+    def values(self) -> dict[str, Sourced]:
+        """Every setting as data (the key redacted), with its source."""
+        file_state = "exists" if self.config.exists else "absent"
+        return {
+            "url": self.url,
+            "context": self.context,
+            "store": self.store,
+            "output": self.output,
+            "timeout": self.timeout,
+            "token": Sourced("<redacted>" if self.token.value else None, self.token.source),
+            "config_file": Sourced(str(self.config.path), file_state),
+        }
+
     def rows(self) -> list[tuple[str, str, str]]:
-        """(key, printable value, source); the key is redacted."""
-        token = "<redacted>" if self.token.value else "(none)"
-        return [
-            ("url", str(self.url.value), self.url.source),
-            ("context", self.context.value or "(none)", self.context.source),
-            ("store", self.store.value or "(global)", self.store.source),
-            ("output", str(self.output.value), self.output.source),
-            ("timeout", f"{self.timeout.value:g}", self.timeout.source),
-            ("token", token, self.token.source),
-            ("config_file", str(self.config.path), "exists" if self.config.exists else "absent"),
-        ]
+        """(key, printable value, source), for a table."""
+        return [(k, _printable(k, v.value), v.source) for k, v in self.values().items()]
+
+
+def _printable(key: str, value: Any) -> str:
+    if value is None:
+        return {"context": "(none)", "store": "(global)", "token": "(none)"}.get(key, "-")
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # -- paths -----------------------------------------------------------------------------------

@@ -71,17 +71,18 @@ def watch_rates(s: Settings) -> None:
         now = int(time.time() * 1000)
         return render.rates_table(models.rates(rates), now_ms=now, wide=wide)
 
-    live = (
-        Live(console=con, auto_refresh=False)
-        if fmt in ("table", "wide") and con.is_terminal
-        else None
-    )
+    live = None
+    if fmt in ("table", "wide") and con.is_terminal:
+        # redrawn from the latest rows 4 times a second, so the ages tick between updates
+        live = Live(
+            console=con, get_renderable=lambda: table(list(rows.values())), refresh_per_second=4
+        )
 
     def on_message(msg: dict[str, Any]) -> bool:
         changed = list(msg.get("data", {}).get("rates", []))
         rows.update((r["currencyPair"], r) for r in changed)
         if live is not None:
-            live.update(table(list(rows.values())), refresh=True)
+            live.refresh()
         elif fmt in ("table", "wide"):
             print_renderable(table(changed), sys.stdout)
             sys.stdout.write("\n")

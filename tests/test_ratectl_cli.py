@@ -315,3 +315,8 @@ def test_completion_prints_a_script(shell: str) -> None:
     out = ok("completion", shell).stdout
     assert "ratectl" in out and "set-rate" in out
     assert ctl("completion", "tcsh").exit_code == 2
+
+
+def test_version_and_no_command() -> None:
+    assert ok("--version").stdout == "ratectl 0.1.0\n"
+    assert ctl().exit_code == 2

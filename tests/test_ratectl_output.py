@@ -170,3 +170,55 @@ def test_pairs_are_normalised() -> None:
     with pytest.raises(UsageError, match="USD/CAD, USDCAD or usd-cad"):
         normalize_pair("dollars")
     assert params.csv(["USD/CAD,EUR/CAD", " GBP/CAD "]) == ["USD/CAD", "EUR/CAD", "GBP/CAD"]
+
+
+class FakeTerminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    tty = FakeTerminal()
+    output.console(tty).print("x", style="red")
+    assert "\x1b[" in tty.getvalue()
+    pipe = StringIO()
+    output.console(pipe).print("x", style="red")
+    assert pipe.getvalue() == "x\n"
+    monkeypatch.setenv("NO_COLOR", "1")
+    tty = FakeTerminal()
+    output.console(tty).print("x", style="red")
+    assert "\x1b[31" not in tty.getvalue()
+
+
+def test_piped_tables_are_neither_truncated_nor_padded() -> None:
+    from ratectl import render
+
+    rows = [("path", "/" + "very-long-directory/" * 20, "file")]
+    out = StringIO()
+    output.print_renderable(render.settings_table(rows, show_source=True), out)
+    lines = out.getvalue().splitlines()
+    assert lines[1].split() == ["path", rows[0][1], "file"]
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_progress_spinner_only_on_a_terminal_and_only_when_slow() -> None:
+    import time
+
+    from tests.conftest import timeout
+
+    quiet = FakeTerminal()
+    with output.progress("working", delay=10, file=quiet):
+        pass
+    assert quiet.getvalue() == ""  # quick work: nothing drawn
+    piped = StringIO()
+    with output.progress("working", delay=0, file=piped):
+        time.sleep(0.05)
+    assert piped.getvalue() == ""  # piped: never
+    tty = FakeTerminal()
+    with output.progress("working", delay=0.01, file=tty):
+        deadline = time.monotonic() + timeout(5)
+        while "working" not in tty.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert "working" in tty.getvalue()

@@ -140,7 +140,7 @@ def test_overrides_table_and_wide() -> None:
     assert "USD/CAD  store123  1.37  1.33" in lines[2]
     assert lines[2].rstrip().endswith("ops     High demand period")
     wide = text(render.overrides_table(rows, now_ms=NOW, wide=True), width=200)
-    assert "VERSION" in wide and OVERRIDE["id"] in wide
+    assert "VERSION" in wide and str(OVERRIDE["id"]) in wide
 
 
 def test_status_view_renders_sections_and_nested_tables() -> None:

@@ -167,8 +167,8 @@ def test_config_view_redacts_and_shows_sources(tmp_path: Path) -> None:
     assert rows["url"] == ["http://10.0.0.5:3000", "env", "RATECTL_URL"]
     assert rows["token"] == ["<redacted>", "env", "RATECTL_TOKEN"]
     assert rows["output"] == ["table", "default"]
-    plain = runner.invoke(app, ["config", "view", "-o", "json"], env=env)
-    assert json.loads(plain.stdout)["token"] == "<redacted>"
+    plain = json.loads(runner.invoke(app, ["config", "view", "-o", "json"], env=env).stdout)
+    assert (plain["token"], plain["timeout"], plain["store"]) == ("<redacted>", 10.0, None)
     sourced = runner.invoke(app, ["config", "view", "--show-source", "-o", "json"], env=env)
     assert json.loads(sourced.stdout)["url"] == {
         "value": "http://10.0.0.5:3000",
