@@ -120,10 +120,9 @@ def root(
 
 
 def settings(ctx: typer.Context, **flags: Any) -> Settings:
-    from ratectl.settings import resolve
+    from ratectl.settings import for_command
 
-    given = {k: v.value if isinstance(v, enum.Enum) else v for k, v in flags.items()}
-    return resolve({**(ctx.find_root().obj or {}), **given})
+    return for_command(ctx.find_root().obj, **flags)
 
 
 def call(s: Settings, doing: str, fn: Callable[[Client], T]) -> T:
@@ -272,7 +271,7 @@ def clear_rate(
 @app.command()
 @reported
 def overrides(ctx: typer.Context, store: StoreOpt = None, output: OutputOpt = None) -> None:
-    """Active overrides (a store's own and the global ones), or all of them."""
+    """Active overrides: with --store, that store's and the global ones; else all."""
     from ratectl import models, render
 
     s = settings(ctx, store=store, output=output)
@@ -322,7 +321,7 @@ def tail(
 def completion(
     shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")],
 ) -> None:
-    """Print the shell completion script (see README: install it once)."""
+    """Print the shell completion script (install: see completions/README.md)."""
     from ratectl.completion import script
 
     sys.stdout.write(script(shell.value, typer.main.get_command(app)))

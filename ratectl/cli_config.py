@@ -28,9 +28,9 @@ DataOutput = Annotated[
 
 
 def _settings(ctx: typer.Context, **flags: Any) -> Settings:
-    from ratectl.settings import resolve
+    from ratectl.settings import for_command
 
-    return resolve({**(ctx.find_root().obj or {}), **flags})
+    return for_command(ctx.find_root().obj, **flags)
 
 
 def _config_file(ctx: typer.Context) -> ConfigFile:
@@ -87,9 +87,9 @@ def config_view(
     from ratectl import render
     from ratectl.output import emit
 
-    s = _settings(ctx)
+    s = _settings(ctx, output=output)
     rows = s.rows()
-    fmt = output.value if output else "table"
+    fmt = s.output.value
     values = s.values()
     if show_source:
         data: Any = {k: {"value": v.value, "source": v.source} for k, v in values.items()}

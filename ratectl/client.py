@@ -10,7 +10,7 @@ The WebSocket side (tail, watch) lives in :mod:`ratectl.stream`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -54,26 +54,23 @@ class Client:
 
     # -- the API -------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/healthz"))
+    def rates(self, store: str | None) -> list[Any]:
+        return _a(list, self._call("GET", "/api/rates/get", params=_store(store)))
 
-    def rates(self, store: str | None) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/rates/get", params=_store(store)))
+    def market(self) -> list[Any]:
+        return _a(list, self._call("GET", "/api/rates/market"))
 
-    def market(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/rates/market"))
-
-    def overrides(self, store: str | None) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/rates/overrides", params=_store(store)))
+    def overrides(self, store: str | None) -> list[Any]:
+        return _a(list, self._call("GET", "/api/rates/overrides", params=_store(store)))
 
     def set_rate(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", "/api/rates/set", json=body))
+        return _a(dict, self._call("POST", "/api/rates/set", json=body))
 
     def clear_rate(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", "/api/rates/clear", json=body))
+        return _a(dict, self._call("POST", "/api/rates/clear", json=body))
 
     def status(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/api/system/status"))
+        return _a(dict, self._call("GET", "/api/system/status"))
 
     # -- the one place errors are translated -----------------------------------------------
 
@@ -127,15 +124,28 @@ class Client:
         return CtlError(message)
 
 
+T = TypeVar("T")
+
+
+def _a(kind: type[T], data: Any) -> T:
+    if not isinstance(data, kind):
+        raise CtlError(
+            f"the daemon sent {type(data).__name__} data where {kind.__name__} was expected; "
+            "is ratectl older than the daemon?"
+        )
+    return data
+
+
 def _store(store: str | None) -> dict[str, str] | None:
     return {"storeId": store} if store else None
 
 
 def _reason(exc: httpx.HTTPError) -> str:
     cause: BaseException = exc
-    while cause.__cause__ is not None or cause.__context__ is not None:
+    for _ in range(8):  # the innermost cause names the socket error
         nxt = cause.__cause__ or cause.__context__
-        assert nxt is not None
+        if nxt is None:
+            break
         cause = nxt
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror.lower()

@@ -65,7 +65,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def reported(fn: F) -> F:
     """Wrap a command: a CtlError becomes one stderr line and its exit code; Ctrl-C
-    exits 130; a closed pipe (``ratectl tail | head``) ends quietly."""
+    exits 130; a closed pipe (``ratectl tail | head``) ends quietly; a bug is reported
+    in one line too (``RATECTL_DEBUG=1`` shows its traceback)."""
     import functools
 
     @functools.wraps(fn)
@@ -75,9 +76,7 @@ def reported(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CtlError as exc:
-            from ratectl.output import message
-
-            message(f"ratectl: {exc.message}", style="red")
+            _say(f"ratectl: {exc.message}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
@@ -87,5 +86,20 @@ def reported(fn: F) -> F:
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(OK) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")):
+                raise  # exits and usage errors of the CLI framework
+            import os
+
+            if os.environ.get("RATECTL_DEBUG"):
+                raise
+            _say(f"ratectl: internal error: {type(exc).__name__}: {exc} (a bug: please report it)")
+            raise typer.Exit(FAILED) from None
 
     return run  # type: ignore[return-value]
+
+
+def _say(text: str) -> None:
+    from ratectl.output import message
+
+    message(text, style="red")

@@ -198,8 +198,8 @@ def _scalar(value: Any) -> str:
 def event_lines(msg: Mapping[str, Any], tz: tzinfo | None = None) -> Text:
     """One line per rate (``rate_update``) or per event, for ``tail -o table``."""
     type_ = str(msg.get("type"))
-    data = msg.get("data") if isinstance(msg.get("data"), Mapping) else {}
-    assert isinstance(data, Mapping)
+    raw = msg.get("data")
+    data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     stamp = _clock(msg.get("timestamp"), tz)
     seq = f"#{msg['seq']}" if isinstance(msg.get("seq"), int) else ""
     head = Text.assemble((stamp, "dim"), "  ", (f"{type_:<22}", _style(type_)))

@@ -29,7 +29,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,6 +219,12 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> S
         token=_token(flags, env, pick("token_file"), url.value),
         config=cf,
     )
+
+
+def for_command(root: Mapping[str, Any] | None, **flags: Any) -> Settings:
+    """Resolve with the global flags (``root``) and a command's own (enums by value)."""
+    given = {k: v.value if isinstance(v, Enum) else v for k, v in flags.items()}
+    return resolve({**(root or {}), **given})
 
 
 def _context(flags: Mapping[str, Any], env: Mapping[str, str], cf: ConfigFile) -> Sourced:

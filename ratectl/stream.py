@@ -58,7 +58,9 @@ def normalize_pair(text: str) -> str:
 
 
 @dataclass
-class Output:
+class Fed:
+    """What one frame means for the user: a message to show (filtered), and notices."""
+
     show: dict[str, Any] | None = None
     notices: list[str] = field(default_factory=list)
 
@@ -81,11 +83,11 @@ class Tracker:
             return {}
         return {"lastSeq": str(self.seq), "epoch": self.epoch}
 
-    def feed(self, msg: Mapping[str, Any]) -> Output:
-        out = Output()
+    def feed(self, msg: Mapping[str, Any]) -> Fed:
+        out = Fed()
         type_ = str(msg.get("type"))
-        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
-        assert isinstance(data, dict)
+        raw = msg.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if type_ == "welcome":
             self._welcome(data, out)
         elif type_ == "error":
@@ -103,7 +105,7 @@ class Tracker:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _welcome(self, data: dict[str, Any], out: Output) -> None:
+    def _welcome(self, data: dict[str, Any], out: Fed) -> None:
         epoch = data.get("epoch")
         if self.epoch is not None and epoch != self.epoch:
             out.notices.append(
@@ -127,7 +129,7 @@ class Tracker:
         return True
 
     @staticmethod
-    def _snapshot_notices(data: dict[str, Any], out: Output) -> None:
+    def _snapshot_notices(data: dict[str, Any], out: Fed) -> None:
         if data.get("recovered") is False:
             gap = data.get("gap") or {}
             out.notices.append(

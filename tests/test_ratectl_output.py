@@ -222,3 +222,35 @@ def test_progress_spinner_only_on_a_terminal_and_only_when_slow() -> None:
         while "working" not in tty.getvalue() and time.monotonic() < deadline:
             time.sleep(0.01)
     assert "working" in tty.getvalue()
+
+
+def test_a_bug_is_reported_in_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from ratectl.errors import reported
+
+    @reported
+    def broken() -> None:
+        raise ValueError("boom")
+
+    monkeypatch.delenv("RATECTL_DEBUG", raising=False)
+    with pytest.raises(typer.Exit) as exited:
+        broken()
+    assert exited.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert err == "ratectl: internal error: ValueError: boom (a bug: please report it)\n"
+    monkeypatch.setenv("RATECTL_DEBUG", "1")
+    with pytest.raises(ValueError, match="boom"):
+        broken()
+
+
+def test_a_reply_of_the_wrong_shape_is_reported() -> None:
+    from ratectl import models
+    from ratectl.errors import CtlError
+
+    with pytest.raises(CtlError, match=r"not a Rate \(currencyPair: Field required\)"):
+        models.rates([{"rate": 1}])
+    with pytest.raises(CtlError, match="expected a list"):
+        models.rates({"rate": 1})
