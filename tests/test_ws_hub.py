@@ -241,3 +241,37 @@ async def test_resume_with_another_epoch_says_not_recovered(runtime: Runtime) ->
         snap = await recv_until(ws, lambda m: is_rate_update_store(m) and m["data"].get("snapshot"))
         assert snap["data"]["recovered"] is False
         assert snap["data"]["gap"]["reason"] == "epoch changed"
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+async def test_guide_api_reference_snippet(runtime: Runtime, listener: str) -> None:
+    """The guide's "WebSocket Connection" example connects as store_os, sends `subscribe`
+    and reads `type: "data"` with `data.type === "rate_update"`: subscribe picks that shape."""
+    url = ws_url(runtime, listener, clientType="store_os", storeId="store123")
+    async with connect(url) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "subscribe",
+                    "data": {
+                        "symbols": ["USDCAD", "EURCAD", "BTCUSD"],
+                        "subscriptionType": "rates",
+                        "storeId": "store123",
+                    },
+                    "timestamp": int(time.time() * 1000),
+                }
+            )
+        )
+        ack = await recv_until(ws, lambda m: m["type"] == "subscribed")
+        assert ack["data"]["unknownSymbols"] == ["BTCUSD"]  # not a configured pair
+        msg = await recv_until(ws, is_rate_update_dashboard)
+        assert {r["currencyPair"] for r in msg["data"]["rates"]} == {"USD/CAD", "EUR/CAD"}
+        body = {"currencyPair": "USD/CAD", "buyRate": 1.37, "sellRate": 1.33, "storeId": "store123"}
+        assert (await set_rate(runtime, body)).status_code == 200
+        await recv_until(
+            ws,
+            lambda m: (
+                is_rate_update_dashboard(m)
+                and any(r["buyRate"] == 1.37 for r in m["data"]["rates"])
+            ),
+        )

@@ -47,6 +47,8 @@ from daemon.hub.session import (
     CLOSE_RATE_LIMITED,
     CLOSE_SLOW_CONSUMER,
     DASHBOARD,
+    FLAT,
+    WRAPPED,
     Frame,
     Session,
     Subscription,
@@ -215,11 +217,15 @@ class Hub:
                 self._group_sent.pop(s.group_key, None)
                 self._group_pending.pop(s.group_key, None)
 
-    def _resubscribe(self, s: Session, store_id: str | None, sub: Subscription) -> None:
+    def _resubscribe(
+        self, s: Session, store_id: str | None, sub: Subscription, dialect: str | None = None
+    ) -> None:
         if store_id != s.store_id:
             self._authorize(s.key_id, store_id)
         self._leave(s)
         s.store_id, s.sub = store_id, sub
+        if dialect is not None:
+            s.dialect = dialect
         self._join(s)
 
     # -- inbound --------------------------------------------------------------------------
@@ -300,7 +306,7 @@ class Hub:
             min_interval_ms=max(0, req.frequency or 0),
         )
         store = req.storeId if req.storeId is not None else s.store_id
-        self._resubscribe(s, store, sub)
+        self._resubscribe(s, store, sub, WRAPPED)
         self._ack(s, "subscribe", unknown, now)
         self._snapshot(s, now)
 
@@ -314,7 +320,7 @@ class Hub:
             min_interval_ms=s.sub.min_interval_ms,
         )
         store = req.storeId if req.storeId is not None else s.store_id
-        self._resubscribe(s, store, sub)
+        self._resubscribe(s, store, sub, FLAT)
         self._ack(s, "rate_subscribe", unknown, now)
         self._snapshot(s, now)
 
@@ -393,7 +399,7 @@ class Hub:
         self._retain(ev)
         for s in self.sessions.values():
             if self._sees(s, ev):
-                self._enqueue(s, Frame(self._event_text(s.client_type, ev), ev.seq, False))
+                self._enqueue(s, Frame(self._event_text(s.dialect, ev), ev.seq, False))
         return ev
 
     def restore_log(self, events: Iterable[LoggedEvent], floor: int) -> None:
@@ -419,10 +425,13 @@ class Hub:
     def publish_status(self, data: dict[str, Any], now: float) -> None:
         """The guide's ``system_status`` event, to dashboards (conflatable, not logged)."""
         ts = int(now * 1000)
-        text = wire.encode(self._dialect("dashboard", wire.SYSTEM_STATUS, data, ts, self.seq))
-        frame = Frame(text, self.seq, True)
+        frames: dict[str, Frame] = {}
         for s in self.sessions.values():
             if s.client_type == DASHBOARD:
+                frame = frames.get(s.dialect)
+                if frame is None:
+                    msg = self._dialect(s.dialect, wire.SYSTEM_STATUS, data, ts, self.seq)
+                    frame = frames[s.dialect] = Frame(wire.encode(msg), self.seq, True)
                 self._enqueue(s, frame)
 
     def _flush_market(self, now: float) -> None:
@@ -441,17 +450,17 @@ class Hub:
                     continue
                 payload = {"quotes": mine}
                 text = wire.encode(
-                    self._dialect(s.client_type, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
+                    self._dialect(s.dialect, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
                 )
                 self._enqueue(s, Frame(text, self.seq, True))
                 continue
-            frame = frames.get(s.client_type)
+            frame = frames.get(s.dialect)
             if frame is None:
                 payload = {"quotes": quotes}
                 text = wire.encode(
-                    self._dialect(s.client_type, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
+                    self._dialect(s.dialect, wire.MARKET_DATA_UPDATE, payload, ts, self.seq)
                 )
-                frame = frames[s.client_type] = Frame(text, self.seq, True)
+                frame = frames[s.dialect] = Frame(text, self.seq, True)
             self._enqueue(s, frame)
 
     def heartbeat(self, now: float) -> None:
@@ -480,7 +489,7 @@ class Hub:
         distinct = len(self._dirty_all) + sum(len(v) for v in self._dirty_store.values())
         self.stats.conflated += max(0, self._marks - distinct)
         for key, members in self._groups.items():
-            store_id, ctype, sub = key
+            store_id, dialect, sub = key
             dirty = (
                 self._dirty_all | self._dirty_store.get(store_id, set())
                 if store_id
@@ -502,7 +511,7 @@ class Hub:
             self._group_sent[key] = now
             if store_id not in tables:
                 tables[store_id] = self._rates(store_id)
-            text = self._rates_text(ctype, sub, tables[store_id], dirty, now, self.seq, {})
+            text = self._rates_text(dialect, sub, tables[store_id], dirty, now, self.seq, {})
             frame = Frame(text, self.seq, True)
             for s in members:
                 if s.needs_snapshot:
@@ -529,11 +538,11 @@ class Hub:
     # -- internals ------------------------------------------------------------------------
 
     def _dialect(
-        self, ctype: str, type_: str, payload: dict[str, Any], ts: int, seq: int
+        self, dialect: str, type_: str, payload: dict[str, Any], ts: int, seq: int
     ) -> dict[str, Any]:
-        """The dashboard reads ``{type: "data", data: {type, ...}}``; the store terminal
-        reads ``{type, data}`` (integration guide). Both get ``seq`` and ``epoch``."""
-        if ctype == DASHBOARD:
+        """WRAPPED is ``{type: "data", data: {type, ...}}`` (the guide's dashboard);
+        FLAT is ``{type, data}`` (its store terminal). Both get ``seq`` and ``epoch``."""
+        if dialect == WRAPPED:
             return {
                 "type": "data",
                 "data": {"type": type_, **payload},
@@ -543,12 +552,12 @@ class Hub:
             }
         return {"type": type_, "data": payload, "timestamp": ts, "seq": seq, "epoch": self.epoch}
 
-    def _event_text(self, ctype: str, ev: LoggedEvent) -> str:
-        return wire.encode(self._dialect(ctype, ev.type, ev.data, ev.ts_ms, ev.seq))
+    def _event_text(self, dialect: str, ev: LoggedEvent) -> str:
+        return wire.encode(self._dialect(dialect, ev.type, ev.data, ev.ts_ms, ev.seq))
 
     def _rates_text(
         self,
-        ctype: str,
+        dialect: str,
         sub: Subscription,
         table: dict[Pair, dict[str, Any]],
         pairs: Iterable[Pair],
@@ -561,7 +570,7 @@ class Hub:
         held = sub.pairs if sub.pairs is not None else table
         scope = [self._shape(table[p], sub.rate_type) for p in held if p in table]
         payload = {"rates": rates, "checksum": checksum(scope), **extra}
-        return wire.encode(self._dialect(ctype, wire.RATE_UPDATE, payload, int(now * 1000), seq))
+        return wire.encode(self._dialect(dialect, wire.RATE_UPDATE, payload, int(now * 1000), seq))
 
     @staticmethod
     def _shape(rate: dict[str, Any], rate_type: str) -> dict[str, Any]:
@@ -586,7 +595,7 @@ class Hub:
         table = self._rates(s.store_id)
         pairs = s.sub.pairs if s.sub.pairs is not None else table.keys()
         text = self._rates_text(
-            s.client_type, s.sub, table, pairs, now, self.seq, {"snapshot": True, **extra}
+            s.dialect, s.sub, table, pairs, now, self.seq, {"snapshot": True, **extra}
         )
         self._enqueue(s, Frame(text, self.seq, True), force=force)
 
@@ -601,7 +610,7 @@ class Hub:
             # that missed more than a queue's worth could never resume: it would be closed
             # at once, every time). The adapter writes it at once; the bound applies after.
             for ev in missed:
-                text = self._event_text(s.client_type, ev)
+                text = self._event_text(s.dialect, ev)
                 self._enqueue(s, Frame(text, ev.seq, False), force=True)
             self._snapshot(
                 s, now, force=True, recovered=True, missedEvents=len(missed), fromSeq=last_seq

@@ -16,6 +16,13 @@ DASHBOARD = "dashboard"
 STORE_OS = "store_os"
 CLIENT_TYPES = (DASHBOARD, STORE_OS)
 
+# The guide's clients read rate updates in two shapes. The dashboard, and any client
+# that sends `subscribe` (the guide's API example does, as store_os), reads WRAPPED;
+# the store terminal's service, which sends `rate_subscribe`, reads FLAT. clientType
+# sets the shape until the first subscription message says otherwise.
+WRAPPED = "data"
+FLAT = "flat"
+
 # Close codes, documented in README ("WebSocket close codes").
 CLOSE_SLOW_CONSUMER = 4008  # the outbox overflowed; reconnect with ?lastSeq=<reason's seq>
 CLOSE_RATE_LIMITED = 4029  # kept flooding after the error message
@@ -65,7 +72,13 @@ class Session:
     closing: tuple[int, str] | None = None
     # The store the connection opened with (connection limits count by it).
     opened_store: str | None = None
+    # Message shape: WRAPPED ({type: "data", data: {type, ...}}) or FLAT ({type, data}).
+    dialect: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.dialect:
+            self.dialect = WRAPPED if self.client_type == DASHBOARD else FLAT
 
     @property
     def group_key(self) -> tuple[str | None, str, Subscription]:
-        return (self.store_id, self.client_type, self.sub)
+        return (self.store_id, self.dialect, self.sub)
