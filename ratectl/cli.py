@@ -61,7 +61,12 @@ OutputOpt = Annotated[
 ]
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", "-s", help="Store id; omit for the global rates. (env RATECTL_STORE)"),
+    typer.Option(
+        "--store",
+        "-s",
+        metavar="STORE",
+        help="Store id; omit for the global rates. (env RATECTL_STORE)",
+    ),
 ]
 
 
@@ -71,7 +76,9 @@ class Shell(enum.StrEnum):
     fish = "fish"
 
 
-PairArg = Annotated[str, typer.Argument(help="Currency pair: USD/CAD, USDCAD or usd-cad.")]
+PairArg = Annotated[
+    str, typer.Argument(metavar="PAIR", help="Currency pair: USD/CAD, USDCAD or usd-cad.")
+]
 
 
 def _print_version(value: bool) -> None:
@@ -85,22 +92,30 @@ def root(
     ctx: typer.Context,
     url: Annotated[
         str | None,
-        typer.Option(help="Daemon URL. (env RATECTL_URL; default: http://127.0.0.1:3000)"),
+        typer.Option(
+            metavar="URL", help="Daemon URL. (env RATECTL_URL; default: http://127.0.0.1:3000)"
+        ),
     ] = None,
     context: Annotated[
-        str | None, typer.Option(help="Context from the config file. (env RATECTL_CONTEXT)")
+        str | None,
+        typer.Option(metavar="NAME", help="Context from the config file. (env RATECTL_CONTEXT)"),
     ] = None,
     token_file: Annotated[
-        Path | None, typer.Option(help="File holding the API key. (env RATECTL_TOKEN_FILE)")
+        Path | None,
+        typer.Option(metavar="FILE", help="File holding the API key. (env RATECTL_TOKEN_FILE)"),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option(help="Seconds to wait for the daemon. (env RATECTL_TIMEOUT; default: 10)"),
+        typer.Option(
+            metavar="SECONDS",
+            help="Seconds to wait for the daemon. (env RATECTL_TIMEOUT; default: 10)",
+        ),
     ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
-            help="Config file. (env RATECTL_CONFIG; default: $XDG_CONFIG_HOME/ratectl/config.toml)"
+            metavar="FILE",
+            help="Config file. (env RATECTL_CONFIG; default: $XDG_CONFIG_HOME/ratectl/config.toml)",
         ),
     ] = None,
     version: Annotated[
@@ -197,25 +212,37 @@ def set_rate(
     ctx: typer.Context,
     pair: PairArg,
     buy: Annotated[
-        str | None, typer.Option(help="What a customer pays for one unit of the base (higher).")
+        str | None,
+        typer.Option(
+            metavar="RATE", help="What a customer pays for one unit of the base (higher)."
+        ),
     ] = None,
     sell: Annotated[
-        str | None, typer.Option(help="What a customer receives for one unit (lower).")
+        str | None,
+        typer.Option(metavar="RATE", help="What a customer receives for one unit (lower)."),
     ] = None,
     spread: Annotated[
-        str | None, typer.Option(help="Relative total spread, 0.03 or 3%, instead of buy/sell.")
+        str | None,
+        typer.Option(
+            metavar="SPREAD", help="Relative total spread, 0.03 or 3%, instead of buy/sell."
+        ),
     ] = None,
     store: StoreOpt = None,
     valid_for: Annotated[
-        str | None, typer.Option(help="Lifetime: 90s, 30m, 1h, 1h30m, 2d. (default: the daemon's)")
+        str | None,
+        typer.Option(
+            metavar="DURATION", help="Lifetime: 90s, 30m, 1h, 1h30m, 2d. (default: the daemon's)"
+        ),
     ] = None,
     valid_until: Annotated[
-        str | None, typer.Option(help="End time, ISO 8601 (2026-01-05T18:00:00Z).")
+        str | None, typer.Option(metavar="TIME", help="End time, ISO 8601 (2026-01-05T18:00:00Z).")
     ] = None,
     reason: Annotated[str | None, typer.Option(help="Why; kept in the audit trail.")] = None,
     expected_version: Annotated[
         int | None,
-        typer.Option(help="Only if the override is still at this version (exit 5 if not)."),
+        typer.Option(
+            metavar="N", help="Only if the override is still at this version (exit 5 if not)."
+        ),
     ] = None,
     output: OutputOpt = None,
 ) -> None:
@@ -300,13 +327,18 @@ def tail(
     ctx: typer.Context,
     store: StoreOpt = None,
     pairs: Annotated[
-        list[str] | None, typer.Option(help="Only these pairs: USD/CAD,EUR/CAD (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="PAIRS", help="Only these pairs: USD/CAD,EUR/CAD (repeatable)."),
     ] = None,
     events: Annotated[
         list[str] | None,
-        typer.Option(help="Only these message types: rate_update,rate_override_set,..."),
+        typer.Option(
+            metavar="TYPES", help="Only these message types: rate_update,rate_override_set,..."
+        ),
     ] = None,
-    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many messages.")] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Stop after this many messages.")
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Stream live rate updates and events until Ctrl-C; reconnects and resumes by itself."""
