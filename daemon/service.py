@@ -45,7 +45,6 @@ from daemon.hub.backplane import (
 from daemon.hub.hub import Hub
 from daemon.store import audit as audit_store
 from daemon.store.repository import Store, to_us
-from daemon.store.tables import EventRow
 
 log = logging.getLogger("ratehub.service")
 
@@ -421,10 +420,9 @@ class RateService:
         now: datetime,
     ) -> None:
         """Keep discrete events, in the same transaction, for resume across restarts."""
-        row = EventRow(
-            seq=seq, store_id=store_id, type=type_, payload=wire.encode(data), ts_us=to_us(now)
+        self.store.add_event(
+            s, seq=seq, store_id=store_id, type=type_, payload=wire.encode(data), ts_us=to_us(now)
         )
-        self.store.add_event(s, row)
 
     def _publish(
         self, type_: str, data: dict[str, Any], store_id: str | None, now: datetime, seq: int

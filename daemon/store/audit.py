@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from daemon.engine.audit import (
@@ -62,16 +63,33 @@ _M = MetaRow.__table__  # type: ignore[attr-defined]
 # -- writing ----------------------------------------------------------------------------
 
 
+_TXN_HEAD = "ratehub.audit.head"
+
+
 def append(s: Session, event: AuditEvent, now: datetime) -> AuditRecord:
-    """Chain ``event`` onto the head and add it to the caller's transaction."""
+    """Chain ``event`` onto the head and add it to the caller's transaction.
+
+    The head is read (and locked) once per transaction and kept in ``s.info``; the
+    writer runs many appends in one transaction (group commit), and the head row is
+    written once, just before the commit."""
     conn = s.connection()
-    stmt = select(_M.c.value).where(_M.c.key == HEAD_KEY).with_for_update()
-    value = conn.execute(stmt).scalar()
-    head = ChainHead.parse(value) if value is not None else _last_row(conn)
-    record = chain(head, event, now)
+    pending: list[Any] | None = s.info.get(_TXN_HEAD)
+    if pending is None:
+        stmt = select(_M.c.value).where(_M.c.key == HEAD_KEY).with_for_update()
+        value = conn.execute(stmt).scalar()
+        head = ChainHead.parse(value) if value is not None else _last_row(conn)
+        pending = s.info[_TXN_HEAD] = [head, value is not None]
+        sa_event.listen(s, "before_commit", _write_head, once=True)
+    record = chain(pending[0], event, now)
     conn.execute(insert(_T), record._asdict())
-    _set_meta(conn, HEAD_KEY, str(ChainHead(record.seq, record.hash)), exists=value is not None)
+    pending[0] = ChainHead(record.seq, record.hash)
     return record
+
+
+def _write_head(s: Session) -> None:
+    pending = s.info.pop(_TXN_HEAD, None)
+    if pending is not None:
+        _set_meta(s.connection(), HEAD_KEY, str(pending[0]), exists=pending[1])
 
 
 def prune(s: Session, cutoff: datetime, *, max_rows: int = BATCH) -> int:

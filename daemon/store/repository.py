@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, update
+from sqlalchemy import Engine, event, func, insert, update
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from daemon.engine.locks import Lock
@@ -31,6 +31,12 @@ from daemon.store.tables import (
     MetaRow,
     OverrideRow,
 )
+
+# Hot writes use Core statements on these tables: the ORM's unit of work costs
+# several times more CPU per row, and the writer thread is the durability bottleneck.
+_OVERRIDES = OverrideRow.__table__  # type: ignore[attr-defined]
+_LOCKS = LockRow.__table__  # type: ignore[attr-defined]
+_EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 
 
 def to_us(dt: datetime) -> int:
@@ -105,44 +111,44 @@ class Store:
 
     def add_override(self, s: Session, ov: Override) -> None:
         """Persist a new override; the one it replaces at the same key is marked replaced."""
-        self._end_active(s, str(ov.pair), ov.store_id, "replaced", ov.author, ov.created_at)
-        s.add(
-            OverrideRow(
-                id=ov.id,
-                pair=str(ov.pair),
-                store_id=ov.store_id,
-                buy=None if ov.buy is None else str(ov.buy),
-                sell=None if ov.sell is None else str(ov.sell),
-                spread=None if ov.spread is None else str(ov.spread),
-                valid_until_us=to_us(ov.valid_until),
-                reason=ov.reason,
-                author=ov.author,
-                source=ov.source,
-                version=ov.version,
-                created_us=to_us(ov.created_at),
-            )
+        conn = s.connection()
+        t = _OVERRIDES
+        same_key = (
+            t.c.store_id == ov.store_id if ov.store_id is not None else t.c.store_id.is_(None)
         )
-        s.flush()
-
-    def _end_active(
-        self, s: Session, pair: str, store_id: str | None, status: str, by: str, now: datetime
-    ) -> None:
-        stmt = select(OverrideRow).where(OverrideRow.pair == pair, OverrideRow.status == "active")
-        stmt = stmt.where(
-            OverrideRow.store_id == store_id
-            if store_id is not None
-            else OverrideRow.store_id.is_(None)  # type: ignore[union-attr]
+        conn.execute(
+            update(t)
+            .where(t.c.pair == str(ov.pair), same_key, t.c.status == "active")
+            .values(status="replaced", ended_us=to_us(ov.created_at), ended_by=ov.author)
         )
-        for row in s.exec(stmt):
-            row.status, row.ended_us, row.ended_by = status, to_us(now), by
-            s.add(row)
+        conn.execute(
+            insert(t),
+            {
+                "id": ov.id,
+                "pair": str(ov.pair),
+                "store_id": ov.store_id,
+                "buy": None if ov.buy is None else str(ov.buy),
+                "sell": None if ov.sell is None else str(ov.sell),
+                "spread": None if ov.spread is None else str(ov.spread),
+                "valid_until_us": to_us(ov.valid_until),
+                "reason": ov.reason,
+                "author": ov.author,
+                "source": ov.source,
+                "version": ov.version,
+                "created_us": to_us(ov.created_at),
+                "status": "active",
+            },
+        )
 
-    def end_override(self, s: Session, ov: Override, status: str, by: str, now: datetime) -> None:
-        """Mark an override cleared or expired."""
-        row = s.get(OverrideRow, ov.id)
-        if row is not None and row.status == "active":
-            row.status, row.ended_us, row.ended_by = status, to_us(now), by
-            s.add(row)
+    def end_override(self, s: Session, ov: Override, status: str, by: str, now: datetime) -> bool:
+        """Mark an override cleared or expired; False if it had already ended."""
+        t = _OVERRIDES
+        stmt = (
+            update(t)
+            .where(t.c.id == ov.id, t.c.status == "active")
+            .values(status=status, ended_us=to_us(now), ended_by=by)
+        )
+        return bool(s.connection().execute(stmt).rowcount)
 
     def active_overrides(self) -> list[Override]:
         """Overrides still marked active, expired ones included: the caller expires those."""
@@ -176,26 +182,25 @@ class Store:
     # -- locks ----------------------------------------------------------------------------
 
     def add_lock(self, s: Session, lock: Lock) -> None:
-        s.add(
-            LockRow(
-                id=lock.id,
-                pair=str(lock.pair),
-                store_id=lock.store_id,
-                buy=str(lock.buy),
-                sell=str(lock.sell),
-                mid=str(lock.mid),
-                reference=lock.reference,
-                author=lock.author,
-                created_us=to_us(lock.created_at),
-                expires_us=to_us(lock.expires_at),
-                idempotency_key=lock.idempotency_key,
-            )
-        )
-        s.flush()
+        row = {
+            "id": lock.id,
+            "pair": str(lock.pair),
+            "store_id": lock.store_id,
+            "buy": str(lock.buy),
+            "sell": str(lock.sell),
+            "mid": str(lock.mid),
+            "reference": lock.reference,
+            "author": lock.author,
+            "created_us": to_us(lock.created_at),
+            "expires_us": to_us(lock.expires_at),
+            "idempotency_key": lock.idempotency_key,
+            "state": "active",
+        }
+        s.connection().execute(insert(_LOCKS), row)
 
     def end_lock(self, s: Session, lock: Lock) -> bool:
         """Move a lock from active to its end state; False if it had already ended."""
-        t = LockRow.__table__  # type: ignore[attr-defined]
+        t = _LOCKS
         stmt = (
             update(t)
             .where(t.c.id == lock.id, t.c.state == "active")
@@ -261,8 +266,11 @@ class Store:
 
     # -- hub event log --------------------------------------------------------------------
 
-    def add_event(self, s: Session, row: EventRow) -> None:
-        s.add(row)
+    def add_event(
+        self, s: Session, *, seq: int, store_id: str | None, type: str, payload: str, ts_us: int
+    ) -> None:
+        row = {"seq": seq, "store_id": store_id, "type": type, "payload": payload, "ts_us": ts_us}
+        s.connection().execute(insert(_EVENTS), row)
 
     def events_after(self, seq: int, limit: int = 10_000) -> list[EventRow]:
         with self.session() as s:
