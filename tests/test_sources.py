@@ -438,6 +438,12 @@ def test_without_a_fresh_reference_the_static_band_applies(clock: FakeClock) -> 
 # -- health, restore, config -------------------------------------------------------------------
 
 
+def test_sources_for_lists_dealing_then_reference_sources() -> None:
+    b = book(usd=PairRouting(sources=("push", "oxr"), references=("boc", "oxr")))
+    assert b.sources_for(USDCAD) == ("push", "oxr", "boc")
+    assert b.sources_for(EURCAD) == ("simulated",)
+
+
 def test_health_reports_every_pair_and_route(clock: FakeClock) -> None:
     b = book(usd=PairRouting(sources=("oxr", "simulated")))
     now = clock.now()

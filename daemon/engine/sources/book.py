@@ -121,6 +121,11 @@ class SourceBook:
     def pairs(self) -> list[Pair]:
         return list(self._pairs)
 
+    def sources_for(self, pair: Pair) -> tuple[str, ...]:
+        """The sources routed for ``pair`` (dealing, then reference-only): a pushed price
+        for a pair that does not list ``push`` would be ignored, so check first."""
+        return tuple(self._pairs[pair].routes)
+
     def mid(self, pair: Pair, now: datetime) -> AggregatedQuote | None:
         """The pair's market now: live, else the last published value marked stale (and
         frozen while the breaker is open); None before any data."""
