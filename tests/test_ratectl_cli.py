@@ -320,3 +320,60 @@ def test_completion_prints_a_script(shell: str) -> None:
 def test_version_and_no_command() -> None:
     assert ok("--version").stdout == "ratectl 0.1.0\n"
     assert ctl().exit_code == 2
+
+
+def parses_as(fmt: str, out: str) -> None:
+    if fmt == "json":
+        json.loads(out)
+    elif fmt == "jsonl":
+        assert out and all(json.loads(line) is not None for line in out.splitlines())
+    elif fmt == "yaml":
+        first = out.splitlines()[0]
+        assert first.startswith(("- ", "---")) or first.endswith(":") or ": " in first
+        assert "{" not in first  # block style, not JSON
+    else:
+        assert out.splitlines()[0].split()[0] in ("PAIR", "websocketHub", "KEY", "CURRENT")
+
+
+@pytest.mark.parametrize("fmt", ["table", "wide", "json", "jsonl", "yaml"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rates"],
+        ["market"],
+        ["overrides"],
+        ["status"],
+        ["config", "view"],
+        ["set-rate", "GBP/CAD", "--spread", "0.025", "-s", "s-fmt"],
+        ["clear-rate", "GBP/CAD", "-s", "s-fmt"],
+    ],
+)
+def test_every_command_in_every_output_format(command: list[str], fmt: str) -> None:
+    if command[0] == "clear-rate":
+        assert ctl("set-rate", "GBP/CAD", "--spread", "0.025", "-s", "s-fmt").exit_code == 0
+    if command[0] == "overrides":
+        assert ctl("set-rate", "GBP/CAD", "--spread", "0.025", "-s", "s-ov").exit_code == 0
+    parses_as(fmt, ok(*command, "-o", fmt).stdout)
+
+
+@pytest.mark.parametrize("fmt", ["table", "wide", "json", "jsonl", "yaml"])
+def test_tail_in_every_output_format(fmt: str) -> None:
+    out = ok("tail", "--pairs", "USD/CAD", "--count", "1", "-o", fmt).stdout
+    if fmt in ("table", "wide"):
+        assert out.split()[1:3] == ["rate_update", "USD/CAD"]
+    elif fmt == "yaml":
+        assert out.startswith("---\ntype: rate_update\n")
+    else:
+        assert json.loads(out)["type"] == "rate_update"
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "yaml"])
+def test_context_list_formats(fmt: str) -> None:
+    assert ctl("context", "add", "here", "--url", "http://127.0.0.1:3000").exit_code == 0
+    out = ok("context", "list", "-o", fmt).stdout
+    if fmt == "table":
+        assert out.splitlines()[1].split()[:2] == ["*", "here"]
+    elif fmt == "json":
+        assert json.loads(out)[0]["name"] == "here"
+    else:
+        assert out.startswith("- name: here\n")
