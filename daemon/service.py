@@ -18,7 +18,9 @@ from typing import Any, Protocol
 from sqlmodel import Session
 
 from daemon import wire
+from daemon.adapters.feeds.push import push_quote
 from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, override_snapshot
+from daemon.engine.cross import Quote
 from daemon.engine.engine import RateEngine
 from daemon.engine.events import (
     EngineEvent,
@@ -27,13 +29,15 @@ from daemon.engine.events import (
     OverrideExpired,
     OverrideSet,
     RatesChanged,
+    SourceStateChanged,
 )
 from daemon.engine.locks import CONSUMED, EXPIRED, RELEASED, Lock, LockRequest
 from daemon.engine.market import TickRejected
 from daemon.engine.model import MarketQuote, Override
 from daemon.engine.overrides import OverrideRequest
 from daemon.engine.pairs import Pair
-from daemon.errors import Conflict, InvalidRequest
+from daemon.engine.sources import BreakerClosed, BreakerOpened, QuoteRejected
+from daemon.errors import Conflict, Forbidden, InvalidRates, InvalidRequest
 from daemon.hub.backplane import (
     Backplane,
     EventMessage,
@@ -110,6 +114,7 @@ class RateService:
         self.locks_created = 0
         self._market_dirty: dict[Pair, MarketQuote] = {}
         self._lock_writes: dict[str, asyncio.Future[Any]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -230,7 +235,7 @@ class RateService:
             self._emit(self.engine.commit_expiry(ov), now, data, seq)
 
     def on_tick(self, pair: Pair, mid: Decimal, source: str) -> bool:
-        """A market tick from a feed. Returns False when it was rejected."""
+        """A single market tick outside the source book (tests, tools). False: rejected."""
         now = self.clock.now()
         try:
             events = self.engine.on_market_tick(pair, mid, source, now)
@@ -241,6 +246,120 @@ class RateService:
         self.ticks_accepted += 1
         self._emit(events, now, None)
         return True
+
+    def on_quotes(self, quotes: list[Quote]) -> list[str]:
+        """One poll of a market-data source. Returns the reasons of rejected quotes."""
+        now = self.clock.now()
+        events = self.engine.on_quotes(quotes, now)
+        self.ticks_accepted += sum(isinstance(ev, MarketUpdated) for ev in events)
+        self._emit(events, now, None)
+        return [
+            ev.event.reason
+            for ev in events
+            if isinstance(ev, SourceStateChanged) and isinstance(ev.event, QuoteRejected)
+        ]
+
+    def push(self, symbol: object, price_cad: object, actor: str) -> dict[str, Any]:
+        """The dashboard's pushRateData(symbol, priceCAD): a quote from the `push` source."""
+        now = self.clock.now()
+        quote = push_quote(symbol, price_cad, now=now, pairs=set(self.engine.pairs))
+        if "push" not in self.engine.sources.sources_for(quote.pair):
+            raise Forbidden(
+                f'{quote.pair} does not take pushed prices; list "push" in '
+                f'[sources.pairs."{quote.pair}"] sources to allow it'
+            )
+        rejected = self.on_quotes([quote])
+        if rejected:
+            raise InvalidRates(f"pushed price refused: {rejected[0]}")
+        log.debug("push %s %s by %s", quote.pair, quote.mid, actor)
+        return {"currencyPair": str(quote.pair), "priceCAD": float(quote.mid), "accepted": True}
+
+    async def check_sources(self) -> None:
+        """Staleness and failover as time passes."""
+        now = self.clock.now()
+        self._emit(self.engine.check_sources(now), now, None)
+
+    async def reset_breaker(self, pair_text: str, actor: str, reason: str | None) -> dict[str, Any]:
+        now = self.clock.now()
+        pair = self.engine.pair(pair_text)
+        events = self.engine.reset_breaker(pair, now)
+        audit = AuditEvent(
+            type="breaker_reset", actor=actor, pair=pair, reason=reason, source="operator"
+        )
+        await self.writer.write(lambda s: audit_store.append(s, audit, now))
+        self._emit(events, now, None)
+        return self.source_health(pair)
+
+    def source_health(self, pair: Pair | None = None) -> dict[str, Any]:
+        now = self.clock.now()
+        out = {}
+        for h in self.engine.sources.health(now):
+            if pair is not None and h.pair != pair:
+                continue
+            out[str(h.pair)] = {
+                "status": h.status,
+                "mode": h.mode,
+                "breakerOpen": h.breaker_open,
+                "breakerReason": h.breaker_reason,
+                "sourcesUsed": list(h.sources_used),
+                "reference": None if h.reference is None else float(h.reference),
+                "routes": [
+                    {
+                        "source": r.source,
+                        "role": r.role,
+                        "status": r.status,
+                        "mid": None if r.mid is None else float(r.mid),
+                        "ageSeconds": None if r.age_s is None else round(r.age_s, 3),
+                        "accepted": r.accepted,
+                        "rejected": r.rejected,
+                        "lastReason": r.last_reason,
+                    }
+                    for r in h.routes
+                ],
+            }
+        return out
+
+    def _on_source_state(self, ev: object, now: datetime) -> None:
+        """Breakers open and close as durable, audited, broadcast events."""
+        if isinstance(ev, QuoteRejected):
+            self.ticks_rejected += 1
+            log.info("rejected %s quote from %s: %s", ev.pair, ev.source, ev.reason)
+        elif isinstance(ev, BreakerOpened | BreakerClosed):
+            opened = isinstance(ev, BreakerOpened)
+            detail = ev.reason if isinstance(ev, BreakerOpened) else f"closed by {ev.by}"
+            data = {
+                "kind": "circuit_breaker",
+                "currencyPair": str(ev.pair),
+                "storeId": None,
+                "state": "begun" if opened else "cleared",
+                "value": None,
+                "threshold": None,
+                "detail": detail,
+                "at": wire.iso(ev.at),
+            }
+            audit = AuditEvent(
+                type="breaker_opened" if opened else "breaker_reset",
+                actor=SYSTEM_ACTOR,
+                pair=ev.pair,
+                after=data,
+                reason=detail,
+                source="sources",
+            )
+            if opened:
+                log.warning("circuit breaker opened for %s: %s", ev.pair, detail)
+            self._spawn_durable_event(wire.RATE_THRESHOLD_BREACH, data, audit, now)
+
+    def _spawn_durable_event(
+        self, type_: str, data: dict[str, Any], audit: AuditEvent, now: datetime
+    ) -> None:
+        async def record() -> None:
+            seq = await self._durable(lambda s: None, (type_, None, data), audit, now)
+            assert seq is not None
+            self._publish(type_, data, None, now, seq)
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def save_market(self) -> None:
         """Persist the latest quotes (called periodically, not per tick)."""
@@ -442,6 +561,8 @@ class RateService:
             elif isinstance(ev, MarketUpdated):
                 self._market_dirty[ev.quote.pair] = ev.quote
                 self.fanout.publish(MarketMessage([wire.market_dict(ev.quote)], now.timestamp()))
+            elif isinstance(ev, SourceStateChanged):
+                self._on_source_state(ev.event, now)
             elif isinstance(ev, OverrideSet | OverrideCleared | OverrideExpired):
                 assert seq is not None
                 self._publish(_EVENT_TYPES[type(ev)], data or {}, ev.override.store_id, now, seq)

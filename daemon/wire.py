@@ -89,6 +89,7 @@ class Provenance(WireModel):
     spreadApplied: Money
     tick: Money
     override: OverrideInfo | None = None
+    legs: list[str] = Field(default_factory=list, description="how a cross rate was built")
 
 
 class Rate(WireModel):
@@ -157,6 +158,7 @@ def rate_dict(r: StoreRate) -> dict[str, Any]:
             "spreadApplied": float(round(r.spread_applied, 8)),
             "tick": float(r.tick),
             "override": None if ov is None else override_dict(ov),
+            "legs": list(r.legs),
         },
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from daemon.engine.cross import Quote
 from daemon.engine.events import (
     EngineEvent,
     MarketUpdated,
@@ -16,6 +17,7 @@ from daemon.engine.events import (
     OverrideExpired,
     OverrideSet,
     RatesChanged,
+    SourceStateChanged,
 )
 from daemon.engine.locks import Lock, LockBook, LockRequest
 from daemon.engine.market import MarketBook
@@ -24,6 +26,16 @@ from daemon.engine.overrides import OverrideBook, OverrideRequest
 from daemon.engine.pairs import Pair, resolve_pair
 from daemon.engine.policy import OverridePolicy, PairPolicy
 from daemon.engine.pricing import price
+from daemon.engine.sources import (
+    BookConfig,
+    BreakerClosed,
+    BreakerOpened,
+    MarketMoved,
+    SourceBook,
+    SourceEvent,
+    StalenessBegan,
+    StalenessEnded,
+)
 from daemon.engine.thresholds import Breach, ThresholdMonitor, ThresholdPolicy
 from daemon.errors import Unavailable
 
@@ -34,12 +46,16 @@ class RateEngine:
         policies: dict[Pair, PairPolicy],
         override_policy: OverridePolicy,
         thresholds: dict[Pair, ThresholdPolicy] | None = None,
+        sources: BookConfig | None = None,
     ) -> None:
         self.policies = policies
         self.override_policy = override_policy
         self.market = MarketBook(policies)
         self.overrides = OverrideBook()
         self.locks = LockBook()
+        # Market data from several sources: aggregation, staleness and breakers.
+        self.sources = SourceBook(policies, sources or BookConfig())
+        self.legs: dict[Pair, tuple[str, ...]] = {}
         self.thresholds = ThresholdMonitor(
             thresholds if thresholds is not None else {p: ThresholdPolicy() for p in policies}
         )
@@ -61,6 +77,42 @@ class RateEngine:
         self.thresholds.observe(quote)
         return [MarketUpdated(quote), RatesChanged(frozenset({pair}))]
 
+    def on_quotes(self, quotes: list[Quote], now: datetime) -> list[EngineEvent]:
+        """One poll of a market-data source, through the source book."""
+        return self._source_events(self.sources.offer(quotes, now))
+
+    def check_sources(self, now: datetime) -> list[EngineEvent]:
+        """Staleness and failover as time passes (call about once a second)."""
+        return self._source_events(self.sources.check(now))
+
+    def reset_breaker(self, pair: Pair, now: datetime) -> list[EngineEvent]:
+        """An operator closes a pair's breaker; the next healthy value is taken as is."""
+        return self._source_events(self.sources.reset(pair, now))
+
+    def _source_events(self, events: list[SourceEvent]) -> list[EngineEvent]:
+        out: list[EngineEvent] = []
+        for ev in events:
+            if isinstance(ev, MarketMoved):
+                quote = ev.quote.market_quote()
+                self.market.restore(quote)
+                self.legs[quote.pair] = ev.quote.describe_legs()
+                self.thresholds.observe(quote)
+                out += [MarketUpdated(quote), RatesChanged(frozenset({quote.pair}))]
+            elif isinstance(ev, BreakerOpened | BreakerClosed | StalenessBegan | StalenessEnded):
+                out.append(SourceStateChanged(ev))
+                if not isinstance(ev, StalenessBegan | StalenessEnded) or ev.source is None:
+                    out.append(RatesChanged(frozenset({ev.pair})))
+            else:
+                out.append(SourceStateChanged(ev))
+        return out
+
+    def is_stale(self, pair: Pair, now: datetime) -> bool:
+        """No fresh market data, or the pair's breaker is open (rates frozen)."""
+        agg = self.sources.mid(pair, now)
+        if agg is not None:
+            return agg.stale or agg.frozen
+        return self.market.is_stale(pair, now)
+
     # -- rates --------------------------------------------------------------------------
 
     def rate(self, pair: Pair, store_id: str | None, now: datetime) -> StoreRate:
@@ -74,7 +126,8 @@ class RateEngine:
             override,
             store_id,
             now,
-            stale=self.market.is_stale(pair, now),
+            stale=self.is_stale(pair, now),
+            legs=self.legs.get(pair, ()),
         )
 
     def rates(
@@ -139,6 +192,8 @@ class RateEngine:
         """Why ``pair`` may not be locked now, or None."""
         if self.market.quote(pair) is None:
             return "no market data yet"
+        if self.sources.mid(pair, now) is not None:
+            return self.sources.refusal(pair, now)
         if self.market.is_stale(pair, now):
             return "market data is stale; rates are frozen until the feed recovers"
         return None
@@ -163,5 +218,5 @@ class RateEngine:
 
     def check_thresholds(self, now: datetime) -> list[Breach]:
         quotes = {q.pair: q for q in self.market.quotes()}
-        stale = {p: self.market.is_stale(p, now) for p in self.policies}
+        stale = {p: self.is_stale(p, now) for p in self.policies}
         return self.thresholds.evaluate(now, quotes, self.overrides.all(), stale)

@@ -38,4 +38,18 @@ class OverrideExpired:
     override: Override
 
 
-EngineEvent = MarketUpdated | RatesChanged | OverrideSet | OverrideCleared | OverrideExpired
+@dataclass(frozen=True, slots=True)
+class SourceStateChanged:
+    """A source-book transition (breaker, staleness) or a rejected quote, as is."""
+
+    event: object
+
+
+EngineEvent = (
+    MarketUpdated
+    | RatesChanged
+    | OverrideSet
+    | OverrideCleared
+    | OverrideExpired
+    | SourceStateChanged
+)

@@ -51,6 +51,7 @@ def price(
     now: datetime,
     spread: Decimal | None = None,
     stale: bool = False,
+    legs: tuple[str, ...] = (),
 ) -> StoreRate:
     """The rate a store publishes for one pair."""
     applied = policy.spread if spread is None else spread
@@ -80,4 +81,5 @@ def price(
         override=override,
         valid_until=override.valid_until if override is not None else None,
         stale=stale,
+        legs=legs,
     )

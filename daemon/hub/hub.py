@@ -58,7 +58,14 @@ from daemon.hub.session import (
 RatesProvider = Callable[[str | None], dict[Pair, dict[str, Any]]]
 Authorizer = Callable[[str, str | None], None]
 
-CLIENT_MESSAGES = ("subscribe", "rate_subscribe", "unsubscribe", "resume", "ping")
+CLIENT_MESSAGES = ("subscribe", "rate_subscribe", "unsubscribe", "resume", "ping", "push_rate")
+# A client's push of a market price (the dashboard's pushRateData), handed to the
+# service: (key id, data) -> the reply's data; raises a RatehubError to refuse.
+Pusher = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def _no_push(key_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    raise ProtocolError("this hub does not take pushed prices")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,7 @@ class Hub:
         first_seq: int = 1,
         log_size: int = 10_000,
         authorize: Authorizer = _allow_all,
+        push: Pusher = _no_push,
     ) -> None:
         self.epoch = epoch
         self.pairs = frozenset(pairs)
@@ -134,6 +142,7 @@ class Hub:
         self._msg_burst = message_burst
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._authorize = authorize
+        self._push = push
         self.seq = first_seq - 1  # the latest event published
         self._allocated = self.seq
         self.log: deque[LoggedEvent] = deque(maxlen=log_size)
@@ -343,6 +352,12 @@ class Hub:
             raise ProtocolError("resume: lastSeq must be a non-negative integer")
         epoch = data.get("epoch")
         self._resume(s, last, epoch if isinstance(epoch, str) else None, now)
+
+    def _on_push_rate(self, s: Session, data: dict[str, Any], now: float) -> None:
+        """``{"type": "push_rate", "data": {"symbol": "BTC", "priceCAD": 97000}}``; only
+        keys allowed to feed. Answered with ``push_ack`` or an ``error``."""
+        reply = self._push(s.key_id, data)
+        self._control(s, wire.message("push_ack", reply, int(now * 1000)))
 
     def _on_ping(self, s: Session, data: dict[str, Any], now: float) -> None:
         pong = {"serverTime": int(now * 1000), "clientTimestamp": data.get("timestamp")}
