@@ -37,7 +37,7 @@ from daemon.engine.model import MarketQuote, Override
 from daemon.engine.overrides import OverrideRequest
 from daemon.engine.pairs import Pair
 from daemon.engine.sources import BreakerClosed, BreakerOpened, QuoteRejected
-from daemon.errors import Conflict, Forbidden, InvalidRates, InvalidRequest
+from daemon.errors import Conflict, Forbidden, InvalidRates, InvalidRequest, NotFound
 from daemon.hub.backplane import (
     Backplane,
     EventMessage,
@@ -150,18 +150,22 @@ class RateService:
         now: datetime,
     ) -> int | None:
         """Write ``change`` with its hub event and audit record atomically. Returns the
-        event's seq, or None when ``change`` declined (returned False): nothing written."""
-        seq = self.hub.allocate_seq()
+        event's seq, or None when ``change`` declined (returned False): nothing written.
+
+        The seq is allocated inside the transaction (``Store.next_seq``): on a shared
+        database every node's events are numbered in commit order, without gaps."""
         type_, store_id, data = event
 
-        def op(s: Session) -> bool:
+        def op(s: Session) -> int | None:
             if change(s) is False:
-                return False
+                return None
+            seq = self.store.next_seq(s)
             self._log_event(s, seq, type_, store_id, data, now)
             audit_store.append(s, audit, now)
-            return True
+            return seq
 
-        return seq if await self.writer.write(op) else None
+        seq: int | None = await self.writer.write(op)
+        return seq
 
     async def set_override(self, req: wire.SetRateRequest, actor: str) -> dict[str, Any]:
         now = self.clock.now()
@@ -229,6 +233,16 @@ class RateService:
             audit,
             now,
         )
+        if seq is None:
+            # Another node of the fleet ended it first (its event tells every client):
+            # catch this engine up, and tell a clearing operator the truth.
+            self._emit(self.engine.commit_expiry(ov), now, None)
+            if how == "cleared":
+                raise NotFound(
+                    f"no active override for {ov.pair} at {ov.store_id or 'all stores'} "
+                    "(it had already ended)"
+                )
+            return
         if how == "cleared":
             self._emit(self.engine.commit_clear(ov, actor), now, data, seq)
         else:
@@ -564,5 +578,6 @@ class RateService:
             elif isinstance(ev, SourceStateChanged):
                 self._on_source_state(ev.event, now)
             elif isinstance(ev, OverrideSet | OverrideCleared | OverrideExpired):
-                assert seq is not None
+                if seq is None:
+                    continue  # declined here: the node whose write took effect announces it
                 self._publish(_EVENT_TYPES[type(ev)], data or {}, ev.override.store_id, now, seq)

@@ -84,6 +84,7 @@ class Writer:
 
     def _transaction(self, ops: list[Op]) -> list[Any]:
         with Session(self.store.engine, expire_on_commit=False) as s:
+            self.store.begin(s)
             results = [op(s) for op in ops]
             s.commit()
             return results

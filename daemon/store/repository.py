@@ -4,6 +4,13 @@ Synchronous on purpose (SQLAlchemy's sync engine): the runtime calls it from one
 writer thread, so writes are serialised and the event loop never blocks on disk.
 SQLite runs in WAL mode with ``synchronous=FULL``: a commit that returned is on
 disk, which is what "acknowledged" promises.
+
+PostgreSQL (a fleet: several nodes, one database) works the same way, with two
+additions. Every writer transaction starts by locking the event counter (meta
+``seq_hwm``, ``SELECT ... FOR UPDATE``, see ``begin``), so the writes of all nodes are
+serialised: an event's seq is allocated inside the transaction that logs it, seqs
+follow commit order across the fleet, and a rolled-back write leaves no gap. The
+schema is created under an advisory lock, so nodes starting together do not race.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, insert, update
+from sqlalchemy import Connection, Engine, delete, event, func, insert, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from daemon.engine.locks import Lock
@@ -31,12 +39,18 @@ from daemon.store.tables import (
     MetaRow,
     OverrideRow,
 )
+from daemon.urls import database_kind
 
 # Hot writes use Core statements on these tables: the ORM's unit of work costs
 # several times more CPU per row, and the writer thread is the durability bottleneck.
 _OVERRIDES = OverrideRow.__table__  # type: ignore[attr-defined]
 _LOCKS = LockRow.__table__  # type: ignore[attr-defined]
 _EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+_META = MetaRow.__table__  # type: ignore[attr-defined]
+
+SEQ_KEY = "seq_hwm"
+_TXN_SEQ = "ratehub.event_seq"
+_SCHEMA_LOCK = 0x7261_7465  # pg advisory lock id held while a node creates the schema
 
 
 def to_us(dt: datetime) -> int:
@@ -64,39 +78,68 @@ def sqlite_url(state_dir: Path) -> str:
     return f"sqlite:///{state_dir / 'ratehub.db'}"
 
 
+def _engine_options(kind: str) -> dict[str, Any]:
+    if kind == "sqlite":
+        return {"connect_args": {"check_same_thread": False}}
+    # A fleet's database is across a network: check a pooled connection before use (a
+    # restarted server leaves dead ones), and give up connecting after a few seconds
+    # instead of hanging the writer.
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_recycle": 1800,
+        "connect_args": {"connect_timeout": 5, "application_name": "ratehubd"},
+    }
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
+        self.kind = database_kind(url)
+        self.engine: Engine = create_engine(url, **_engine_options(self.kind))
+        if self.kind == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.epoch = ""
+
+    @property
+    def shared(self) -> bool:
+        """Several nodes may write this database at once (PostgreSQL)."""
+        return self.kind != "sqlite"
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the schema on first start; refuse a database from a newer ratehub."""
-        SQLModel.metadata.create_all(self.engine)
-        with self.session() as s:
-            version = s.get(MetaRow, "schema_version")
+        """Create the schema on first start; refuse a database from a newer ratehub.
+        The epoch (and the event counter) live in the database's meta table, so every
+        node of a fleet shares them."""
+        with self.engine.begin() as conn:
+            if self.shared:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            SQLModel.metadata.create_all(conn)
+            meta: dict[str, str] = dict(conn.execute(sa_select(_META.c.key, _META.c.value)).all())
+            version = meta.get("schema_version")
             if version is None:
-                s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(version.value) > SCHEMA_VERSION:
+                _put_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            elif int(version) > SCHEMA_VERSION:
                 raise ConfigError(
-                    f"database schema version {version.value} is newer than this ratehubd "
+                    f"database schema version {version} is newer than this ratehubd "
                     f"understands ({SCHEMA_VERSION}); upgrade ratehub"
                 )
-            epoch = s.get(MetaRow, "epoch")
-            if epoch is None:
-                epoch = MetaRow(key="epoch", value=secrets.token_hex(4))
-                s.add(epoch)
-            self.epoch = epoch.value
+            self.epoch = meta.get("epoch") or secrets.token_hex(4)
+            if "epoch" not in meta:
+                _put_meta(conn, "epoch", self.epoch)
+            if SEQ_KEY not in meta:
+                top = conn.execute(sa_select(func.max(_EVENTS.c.seq))).scalar()
+                _put_meta(conn, SEQ_KEY, str(top or 0))
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -283,15 +326,92 @@ class Store:
 
     def prune_events(self, keep_after_us: int) -> None:
         with self.session() as s:
-            for row in s.exec(select(EventRow).where(EventRow.ts_us < keep_after_us)):
-                s.delete(row)
+            s.connection().execute(delete(_EVENTS).where(_EVENTS.c.ts_us < keep_after_us))
 
     def seq_hwm(self) -> int:
         """The highest sequence number handed out or reserved before (0 on a new database)."""
         with self.session() as s:
-            row = s.get(MetaRow, "seq_hwm")
+            row = s.get(MetaRow, SEQ_KEY)
             top = s.exec(select(func.max(EventRow.seq))).one()
             return max(int(row.value) if row else 0, top or 0)
 
     def set_seq_hwm(self, s: Session, value: int) -> None:
-        s.merge(MetaRow(key="seq_hwm", value=str(value)))
+        s.merge(MetaRow(key=SEQ_KEY, value=str(value)))
+
+    def begin(self, s: Session) -> None:
+        """Start a writer transaction. On a shared database, lock the event counter first:
+        every node's writes then run one at a time, in one lock order (counter, then the
+        audit head), so seqs follow commit order and no two writers deadlock."""
+        if self.shared:
+            self._seq_box(s)
+
+    def next_seq(self, s: Session) -> int:
+        """Allocate the next event seq inside the caller's transaction: it commits (and is
+        visible to every node) with the event, or rolls back with it and is reused."""
+        box = self._seq_box(s)
+        box[0] += 1
+        return box[0]
+
+    def _seq_box(self, s: Session) -> list[int]:
+        box: list[int] | None = s.info.get(_TXN_SEQ)
+        if box is None:
+            conn = s.connection()
+            stmt = sa_select(_META.c.value).where(_META.c.key == SEQ_KEY)
+            if self.shared:
+                stmt = stmt.with_for_update()
+            value = conn.execute(stmt).scalar()
+            if value is None:  # a database opened by an older ratehubd, never reopened
+                top = conn.execute(sa_select(func.max(_EVENTS.c.seq))).scalar() or 0
+                _put_meta(conn, SEQ_KEY, str(top))
+                value = top
+            box = s.info[_TXN_SEQ] = [int(value), int(value)]
+            event.listen(s, "before_commit", _write_seq, once=True)
+        return box
+
+    def events_between(self, first: int, last: int) -> list[EventRow]:
+        """Logged events with ``first <= seq <= last``, in seq order."""
+        with self.session() as s:
+            stmt = (
+                select(EventRow)
+                .where(EventRow.seq >= first, EventRow.seq <= last)
+                .order_by(EventRow.seq)  # type: ignore[arg-type]
+            )
+            return list(s.exec(stmt).all())
+
+    def committed_seq(self) -> int:
+        """The highest event seq committed by any node (one indexed read: cheap to poll)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa_select(_META.c.value).where(_META.c.key == SEQ_KEY)).scalar()
+        return int(value) if value is not None else 0
+
+    # -- single rows, for a node that learns of another node's change -------------------
+
+    def get_override(self, override_id: str) -> tuple[Override, str] | None:
+        """An override by id and its status (active, replaced, cleared, expired)."""
+        with self.session() as s:
+            row = s.get(OverrideRow, override_id)
+            return None if row is None else (self._override(row), row.status)
+
+    def active_override(self, pair: str, store_id: str | None) -> Override | None:
+        with self.session() as s:
+            t = OverrideRow
+            same_store = t.store_id == store_id if store_id is not None else t.store_id.is_(None)  # type: ignore[union-attr]
+            stmt = select(t).where(t.pair == pair, same_store, t.status == "active")
+            row = s.exec(stmt.order_by(t.version.desc())).first()  # type: ignore[attr-defined]
+            return None if row is None else self._override(row)
+
+    def get_lock(self, lock_id: str) -> Lock | None:
+        with self.session() as s:
+            row = s.get(LockRow, lock_id)
+            return None if row is None else self._lock(row)
+
+
+def _put_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute(insert(_META).values(key=key, value=value))
+
+
+def _write_seq(s: Session) -> None:
+    box = s.info.pop(_TXN_SEQ, None)
+    if box is not None and box[0] != box[1]:
+        conn = s.connection()
+        conn.execute(update(_META).where(_META.c.key == SEQ_KEY).values(value=str(box[0])))

@@ -1,0 +1,248 @@
+"""One node of a fleet: the glue between the Redis backplane, the hub and the database.
+
+The service publishes through ``FleetNode`` (it is the service's ``fanout``). Every
+hub event, this node's or another's, goes through the sans-I/O ``Sequencer`` before it
+reaches the hub, so each node's clients see the fleet's events in seq order, each
+once. This adapter does the sequencer's I/O:
+
+- it reads a missing seq range from the shared ``events`` table when a held event
+  has waited ``wait_s``, or when the database's counter says events were committed
+  that no message announced (polled every ``poll_s``, and at once after Redis
+  reconnects): nothing is lost while Redis is down, only late;
+- it brings another node's override and lock changes into this node's engine (read
+  back from the database by id, exact decimals), so this node's rate frames show
+  them. A change this node made itself to the same key later wins: the engine is
+  never moved back to an older state.
+
+Market data stays per node: each node runs its own feed (see the README's Scale-out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from daemon import wire
+from daemon.adapters.redis_backplane import RedisBackplane
+from daemon.engine.engine import RateEngine
+from daemon.engine.model import Override
+from daemon.engine.pairs import Pair
+from daemon.errors import RatehubError
+from daemon.hub.backplane import EventMessage, Handler, Message, apply
+from daemon.hub.hub import Hub
+from daemon.hub.sequencer import Sequencer
+from daemon.store.repository import Store
+
+log = logging.getLogger("ratehub.fleet")
+
+OVERRIDE_EVENTS = frozenset(
+    {wire.RATE_OVERRIDE_SET, wire.RATE_OVERRIDE_CLEARED, wire.RATE_OVERRIDE_EXPIRED}
+)
+LOCK_EVENTS = frozenset(
+    {
+        wire.RATE_LOCK_CREATED,
+        wire.RATE_LOCK_CONSUMED,
+        wire.RATE_LOCK_RELEASED,
+        wire.RATE_LOCK_EXPIRED,
+    }
+)
+MAX_FILL = 10_000  # seqs read from the log at once
+
+Key = tuple[str, str | None]
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _key(msg: EventMessage) -> Key | None:
+    if msg.type not in OVERRIDE_EVENTS:
+        return None
+    return str(msg.data.get("currencyPair")), msg.store_id
+
+
+def event_message(row: Any) -> EventMessage:
+    """A logged event row as the backplane message that announced it."""
+    return EventMessage(row.type, json.loads(row.payload), row.store_id, row.seq, row.ts_us / 1e6)
+
+
+class FleetNode:
+    def __init__(
+        self,
+        hub: Hub,
+        engine: RateEngine,
+        store: Store,
+        backplane: RedisBackplane,
+        *,
+        wait_s: float = 0.5,
+        poll_s: float = 2.0,
+    ) -> None:
+        self.hub = hub
+        self.engine = engine
+        self.store = store
+        self.backplane = backplane
+        self.poll_s = poll_s
+        self.sequencer = Sequencer(hub.seq + 1, wait_s)
+        self._local_seqs: set[int] = set()
+        self._local_keys: dict[Key, int] = {}
+        self._changes: asyncio.Queue[EventMessage] = asyncio.Queue()
+        self._kick = asyncio.Event()
+        self._poll_now = True
+        self.polls = 0
+        self.synced = 0  # other nodes' changes brought into this engine
+        backplane.subscribe(self._on_message)
+        backplane.on_connect = self.catch_up
+
+    # -- the Backplane protocol, for the service ------------------------------------------
+
+    def publish(self, msg: Message) -> None:
+        if isinstance(msg, EventMessage):
+            self._local_seqs.add(msg.seq)
+            key = _key(msg)
+            if key is not None:
+                self._local_keys[key] = max(msg.seq, self._local_keys.get(key, 0))
+        self.backplane.publish(msg)
+        if isinstance(msg, EventMessage) and msg.seq < self.sequencer.next:
+            self._local_seqs.discard(msg.seq)  # delivered, or already read from the log
+
+    def subscribe(self, handler: Handler) -> None:
+        self.backplane.subscribe(handler)
+
+    def catch_up(self) -> None:
+        """Check the database for events no message announced, now (Redis reconnected)."""
+        self._poll_now = True
+        self._kick.set()
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _on_message(self, msg: Message) -> None:
+        if not isinstance(msg, EventMessage):
+            apply(self.hub, msg)
+            return
+        self._deliver(self.sequencer.offer(msg, time.monotonic()))
+        if self.sequencer.held:
+            self._kick.set()
+
+    def _deliver(self, events: list[EventMessage]) -> None:
+        for ev in events:
+            apply(self.hub, ev)
+            if ev.seq in self._local_seqs:
+                self._local_seqs.discard(ev.seq)
+            elif ev.type in OVERRIDE_EVENTS or ev.type in LOCK_EVENTS:
+                self._changes.put_nowait(ev)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await asyncio.gather(self._repair(), self._sync())
+
+    async def _repair(self) -> None:
+        next_poll = 0.0
+        while True:
+            try:
+                now = time.monotonic()
+                if self._poll_now or now >= next_poll:
+                    self._poll_now = False
+                    next_poll = now + self.poll_s
+                    self.polls += 1
+                    committed = await asyncio.to_thread(self.store.committed_seq)
+                    span = self.sequencer.behind(committed)
+                    if span is not None:
+                        await self._fill(*span)
+                span = self.sequencer.missing(time.monotonic())
+                if span is not None:
+                    await self._fill(*span)
+            except Exception as exc:
+                log.warning("fleet: cannot read the event log (%s); retrying", exc)
+                next_poll = time.monotonic() + self.poll_s
+            deadline = self.sequencer.deadline()
+            wake = next_poll if deadline is None else min(deadline, next_poll)
+            self._kick.clear()
+            if self._poll_now:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), max(0.0, wake - time.monotonic()))
+
+    async def _fill(self, first: int, last: int) -> None:
+        last = min(last, first + MAX_FILL - 1)
+        rows = await asyncio.to_thread(self.store.events_between, first, last)
+        before = self.sequencer.stats.gap_seqs
+        out = self.sequencer.fill([event_message(r) for r in rows], first, last, time.monotonic())
+        lost = self.sequencer.stats.gap_seqs - before
+        if lost:
+            log.warning(
+                "fleet: %d event(s) between seq %d and %d are no longer in the log; "
+                "clients resuming across them get a snapshot marked recovered=false",
+                lost,
+                first,
+                last,
+            )
+        self._deliver(out)
+
+    async def _sync(self) -> None:
+        while True:
+            ev = await self._changes.get()
+            try:
+                await self._sync_one(ev)
+            except (RatehubError, OSError, ValueError, KeyError) as exc:
+                log.warning("fleet: cannot apply %s seq %d here: %s", ev.type, ev.seq, exc)
+            except Exception:
+                log.exception("fleet: applying %s seq %d failed", ev.type, ev.seq)
+
+    async def _sync_one(self, ev: EventMessage) -> None:
+        if ev.type in LOCK_EVENTS:
+            lock = await asyncio.to_thread(self.store.get_lock, str(ev.data["lockId"]))
+            if lock is not None and lock.pair in self.engine.policies:
+                if self.engine.locks.commit(lock):
+                    self.synced += 1
+            return
+        key = _key(ev)
+        assert key is not None
+        if self._local_keys.get(key, 0) > ev.seq:
+            return  # this node changed the key since: its state is newer
+        pair = self.engine.pair(key[0])
+        if ev.type == wire.RATE_OVERRIDE_SET:
+            found = await asyncio.to_thread(self.store.get_override, str(ev.data["id"]))
+            if found is None or found[1] != "active" or self._local_keys.get(key, 0) > ev.seq:
+                return
+            ov = found[0]
+            current = self._current(pair, key[1])
+            if current is None or current.id != ov.id:
+                self.engine.overrides.load(ov, ov.version)
+                self._changed(pair, key[1])
+        else:
+            current = self._current(pair, key[1])
+            if current is not None and current.id == ev.data.get("id"):
+                self.engine.overrides.remove(current)
+                self._changed(pair, key[1])
+
+    def _current(self, pair: Pair, store_id: str | None) -> Override | None:
+        return next(
+            (o for o in self.engine.overrides.all() if o.pair == pair and o.store_id == store_id),
+            None,
+        )
+
+    def _changed(self, pair: Pair, store_id: str | None) -> None:
+        self.synced += 1
+        self.hub.mark_rates({pair}, store_id)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        st = self.sequencer.stats
+        return {
+            **self.backplane.status(),
+            "deliveredSeq": self.sequencer.delivered_seq,
+            "held": self.sequencer.held,
+            "reordered": st.reordered,
+            "duplicates": st.duplicates,
+            "filledFromDatabase": st.filled,
+            "gapSeqs": st.gap_seqs,
+            "engineSyncs": self.synced,
+        }
