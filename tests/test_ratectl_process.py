@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,15 +69,40 @@ def read_until(ws: Any, want: Any, limit: float = 10) -> dict[str, Any]:
             return msg
 
 
-def readline(stream: IO[str], limit: float = 10) -> str:
-    """One line from a child's pipe, or fail after ``limit`` seconds."""
-    import selectors
+class Lines:
+    """A child's pipe read line by line on a thread, so a test can wait with a limit."""
 
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    if not sel.select(timeout(limit)):
-        raise AssertionError(f"no output within {timeout(limit)} s")
-    return stream.readline()
+    def __init__(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        with stream:
+            for line in stream:
+                self.queue.put(line)
+        self.queue.put("")  # end of stream
+
+    def next(self, want: Any = None, limit: float = 10) -> str:
+        """The next line (for which ``want(line)`` holds); fail after ``limit`` seconds."""
+        deadline = time.monotonic() + timeout(limit)
+        while True:
+            try:
+                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no such line within {timeout(limit)} s") from None
+            assert line, "the stream ended"
+            if want is None or want(line):
+                return line
+
+    def rest(self) -> str:
+        """Everything left, once the child has exited (the pipe closed)."""
+        self.thread.join(timeout(10))
+        out: list[str] = []
+        while (line := self.queue.get_nowait()) != "":
+            out.append(line)
+        return "".join(out)
 
 
 # -- issue 2's end-to-end test -------------------------------------------------------------
@@ -203,9 +230,9 @@ def test_watch_streams_until_ctrl_c_then_exits_130(daemon: DaemonProcess, tmp_pa
         stderr=subprocess.PIPE,
         text=True,
     )
+    out, err_lines = Lines(proc.stdout), Lines(proc.stderr)
     try:
-        assert proc.stdout is not None
-        first = [json.loads(readline(proc.stdout)) for _ in range(5)]
+        first = [json.loads(out.next()) for _ in range(5)]
         assert {r["currencyPair"] for r in first} == {
             "USD/CAD",
             "EUR/CAD",
@@ -214,11 +241,12 @@ def test_watch_streams_until_ctrl_c_then_exits_130(daemon: DaemonProcess, tmp_pa
             "ETH/CAD",
         }
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=timeout(10))
+        proc.wait(timeout(10))
     finally:
         proc.kill()
+        out.rest()
     assert proc.returncode == 130
-    assert "Traceback" not in err
+    assert "Traceback" not in err_lines.rest()
 
 
 # -- the quick start: no key to copy -----------------------------------------------------------
@@ -248,34 +276,40 @@ def test_tail_resumes_across_a_restart_without_a_gap(tmp_path: Path) -> None:
     port = first.url.rsplit(":", 1)[1]
     env = clean_env(tmp_path, RATECTL_URL=first.url, RATECTL_TOKEN=ADMIN_KEY)
     tail = subprocess.Popen(
-        RATECTL + ["tail", "-s", "r1", "--events", "rate_override_set", "-o", "jsonl"],
+        RATECTL + ["tail", "-s", "r1", "--events", "rate_update,rate_override_set", "-o", "jsonl"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    out, err = Lines(tail.stdout), Lines(tail.stderr)
     second: DaemonProcess | None = None
+
+    def override_set(line: str) -> bool:
+        return bool(json.loads(line)["type"] == "rate_override_set")
+
     try:
-        assert tail.stdout is not None and tail.stderr is not None
-        for buy in ("1.37", "1.38"):
-            if buy == "1.38":
-                stop(first)
-                assert "restarting" in readline(tail.stderr)
-                second = start_daemon(state, args=["--port", port])
-            done = run(["set-rate", "USD/CAD", "--buy", buy, "--sell", "1.33", "-s", "r1"], env)
-            assert done.returncode == 0, done.stderr
-            event = json.loads(readline(tail.stdout))
-            assert event["data"]["buyRate"] == float(buy)
-            if buy == "1.37":
-                seq1 = event["seq"]
+        out.next()  # the first snapshot: connected
+        done = run(["set-rate", "USD/CAD", "--buy", "1.37", "--sell", "1.33", "-s", "r1"], env)
+        assert done.returncode == 0, done.stderr
+        seq1 = json.loads(out.next(override_set))["seq"]
+        stop(first)
+        assert "the daemon is restarting" in err.next()
+        second = start_daemon(state, args=["--port", port])
+        done = run(["set-rate", "USD/CAD", "--buy", "1.38", "--sell", "1.33", "-s", "r1"], env)
+        assert done.returncode == 0, done.stderr
+        event = json.loads(out.next(override_set))
+        assert event["data"]["buyRate"] == 1.38
         assert event["seq"] > seq1  # numbered on from the same log
+        resumed = err.next(lambda line: "resumed after seq" in line)
+        assert int(re.findall(r"resumed after seq (\d+)", resumed)[0]) >= seq1  # where it was
     finally:
         tail.send_signal(signal.SIGINT)
-        _, err = tail.communicate(timeout=timeout(10))
+        tail.wait(timeout(10))
         for d in (first, second):
             if d is not None:
                 stop(d)
+    out.rest()
     assert tail.returncode == 130
-    resumed = re.search(r"resumed after seq (\d+)", err)
-    assert resumed is not None and int(resumed.group(1)) >= seq1  # from where it was
-    assert "gap:" not in err and "Traceback" not in err
+    rest = err.rest()
+    assert "gap:" not in rest and "Traceback" not in rest
