@@ -3,16 +3,18 @@
 
 _ratectl_words() {
     case "$1|$2" in
-        "|") echo 'rates market set-rate clear-rate overrides status tail completion config context' ;;
+        "|") echo 'validate rates market set-rate clear-rate overrides status tail completion tui config context lock' ;;
         "completion|") echo 'bash zsh fish' ;;
         "config|") echo 'init view' ;;
         "context|") echo 'add use list' ;;
+        "lock|") echo 'create list show consume release' ;;
         *) : ;;
     esac
 }
 _ratectl_options() {
     case "$1|$2" in
         "|") echo '--url --context --token-file --timeout --config --version --help -h' ;;
+        "validate|") echo '--suite --check --store --timeout --fail-fast --output -o --junit-file --help -h' ;;
         "rates|") echo '--store -s --output -o --watch -w --help -h' ;;
         "market|") echo '--output -o --help -h' ;;
         "set-rate|") echo '--buy --sell --spread --store -s --valid-for --valid-until --reason --expected-version --output -o --help -h' ;;
@@ -21,6 +23,7 @@ _ratectl_options() {
         "status|") echo '--output -o --help -h' ;;
         "tail|") echo '--store -s --pairs --events --count --output -o --help -h' ;;
         "completion|") echo '--help -h' ;;
+        "tui|") echo '--store -s --read-only --help -h' ;;
         "config|") echo '--help -h' ;;
         "config init|") echo '--store --name --force --no-force --help -h' ;;
         "config view|") echo '--show-source --no-show-source --output -o --help -h' ;;
@@ -28,20 +31,29 @@ _ratectl_options() {
         "context add|") echo '--url --store --token-file --use --help -h' ;;
         "context use|") echo '--help -h' ;;
         "context list|") echo '--output -o --help -h' ;;
+        "lock|") echo '--help -h' ;;
+        "lock create|") echo '--ttl --store -s --reference --idempotency-key --output -o --help -h' ;;
+        "lock list|") echo '--store -s --state --output -o --help -h' ;;
+        "lock show|") echo '--output -o --help -h' ;;
+        "lock consume|") echo '--output -o --help -h' ;;
+        "lock release|") echo '--output -o --help -h' ;;
         *) : ;;
     esac
 }
 _ratectl_is_command() {
     case "$1|$2" in
-        "|rates"|"|market"|"|set-rate"|"|clear-rate"|"|overrides"|"|status"|"|tail"|"|completion"|"|config"|"|context"|"config|init"|"config|view"|"context|add"|"context|use"|"context|list") return 0 ;;
+        "|validate"|"|rates"|"|market"|"|set-rate"|"|clear-rate"|"|overrides"|"|status"|"|tail"|"|completion"|"|tui"|"|config"|"|context"|"|lock"|"config|init"|"config|view"|"context|add"|"context|use"|"context|list"|"lock|create"|"lock|list"|"lock|show"|"lock|consume"|"lock|release") return 0 ;;
         *) return 1 ;;
     esac
 }
 _ratectl_value() {
     case "$1|$2" in
-        "|--url"|"|--context"|"|--timeout"|"rates|--store"|"rates|-s"|"set-rate|--buy"|"set-rate|--sell"|"set-rate|--spread"|"set-rate|--store"|"set-rate|-s"|"set-rate|--valid-for"|"set-rate|--valid-until"|"set-rate|--reason"|"set-rate|--expected-version"|"clear-rate|--store"|"clear-rate|-s"|"clear-rate|--reason"|"overrides|--store"|"overrides|-s"|"tail|--store"|"tail|-s"|"tail|--pairs"|"tail|--events"|"tail|--count"|"config init|--store"|"config init|--name"|"context add|--url"|"context add|--store") echo ''; return 0 ;;
-        "|--token-file"|"|--config"|"context add|--token-file") echo '@files'; return 0 ;;
-        "rates|--output"|"rates|-o"|"market|--output"|"market|-o"|"set-rate|--output"|"set-rate|-o"|"clear-rate|--output"|"clear-rate|-o"|"overrides|--output"|"overrides|-o"|"status|--output"|"status|-o"|"tail|--output"|"tail|-o"|"config view|--output"|"config view|-o"|"context list|--output"|"context list|-o") echo 'table wide json jsonl yaml'; return 0 ;;
+        "|--url"|"|--context"|"|--timeout"|"validate|--check"|"validate|--store"|"validate|--timeout"|"rates|--store"|"rates|-s"|"set-rate|--buy"|"set-rate|--sell"|"set-rate|--spread"|"set-rate|--store"|"set-rate|-s"|"set-rate|--valid-for"|"set-rate|--valid-until"|"set-rate|--reason"|"set-rate|--expected-version"|"clear-rate|--store"|"clear-rate|-s"|"clear-rate|--reason"|"overrides|--store"|"overrides|-s"|"tail|--store"|"tail|-s"|"tail|--pairs"|"tail|--events"|"tail|--count"|"tui|--store"|"tui|-s"|"config init|--store"|"config init|--name"|"context add|--url"|"context add|--store"|"lock create|--ttl"|"lock create|--store"|"lock create|-s"|"lock create|--reference"|"lock create|--idempotency-key"|"lock list|--store"|"lock list|-s") echo ''; return 0 ;;
+        "|--token-file"|"|--config"|"validate|--junit-file"|"context add|--token-file") echo '@files'; return 0 ;;
+        "validate|--suite") echo 'smoke full'; return 0 ;;
+        "validate|--output"|"validate|-o") echo 'text json'; return 0 ;;
+        "rates|--output"|"rates|-o"|"market|--output"|"market|-o"|"set-rate|--output"|"set-rate|-o"|"clear-rate|--output"|"clear-rate|-o"|"overrides|--output"|"overrides|-o"|"status|--output"|"status|-o"|"tail|--output"|"tail|-o"|"config view|--output"|"config view|-o"|"context list|--output"|"context list|-o"|"lock create|--output"|"lock create|-o"|"lock list|--output"|"lock list|-o"|"lock show|--output"|"lock show|-o"|"lock consume|--output"|"lock consume|-o"|"lock release|--output"|"lock release|-o") echo 'table wide json jsonl yaml'; return 0 ;;
+        "lock list|--state") echo 'active consumed released expired'; return 0 ;;
         *) return 1 ;;
     esac
 }

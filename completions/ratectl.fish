@@ -3,7 +3,7 @@
 
 function __ratectl_is_command
     switch "$argv[1]|$argv[2]"
-        case '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|status' '|tail' '|completion' '|config' '|context' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list'
+        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|status' '|tail' '|completion' '|tui' '|config' '|context' '|lock' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release'
             return 0
     end
     return 1
@@ -11,7 +11,7 @@ end
 
 function __ratectl_takes_value
     switch "$argv[1]|$argv[2]"
-        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o'
+        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o'
             return 0
     end
     return 1
@@ -37,6 +37,7 @@ function __ratectl_at
 end
 
 complete -c ratectl -f
+complete -c ratectl -n '__ratectl_at ""' -a validate -d 'Run the system validation suite against a live daemon'
 complete -c ratectl -n '__ratectl_at ""' -a rates -d 'Every pair\'s buy, sell and mid rate for a store (or the global rates)'
 complete -c ratectl -n '__ratectl_at ""' -a market -d 'The market mid of every pair and where it came from'
 complete -c ratectl -n '__ratectl_at ""' -a set-rate -d 'Set an override: fixed --buy/--sell (or a --spread) for a store or all stores'
@@ -45,8 +46,10 @@ complete -c ratectl -n '__ratectl_at ""' -a overrides -d 'Active overrides: with
 complete -c ratectl -n '__ratectl_at ""' -a status -d 'The daemon\'s system status: WebSocket hub, rate engine, integration'
 complete -c ratectl -n '__ratectl_at ""' -a tail -d 'Stream live rate updates and events until Ctrl-C; reconnects and resumes by...'
 complete -c ratectl -n '__ratectl_at ""' -a completion -d 'Print the shell completion script (install: see completions/README.md)'
+complete -c ratectl -n '__ratectl_at ""' -a tui -d 'A live dashboard: rates, history, events; set overrides and create locks...'
 complete -c ratectl -n '__ratectl_at ""' -a config -d 'Write and inspect the config file'
 complete -c ratectl -n '__ratectl_at ""' -a context -d 'Contexts: one per daemon you talk to'
+complete -c ratectl -n '__ratectl_at ""' -a lock -d 'Rate locks: freeze a store\'s buy/sell for a customer transaction'
 complete -c ratectl -n '__ratectl_at ""' -l url -x -d 'Daemon URL'
 complete -c ratectl -n '__ratectl_at ""' -l context -x -d 'Context from the config file'
 complete -c ratectl -n '__ratectl_at ""' -l token-file -r -F -d 'File holding the API key'
@@ -54,6 +57,14 @@ complete -c ratectl -n '__ratectl_at ""' -l timeout -x -d 'Seconds to wait for t
 complete -c ratectl -n '__ratectl_at ""' -l config -r -F -d 'Config file'
 complete -c ratectl -n '__ratectl_at ""' -l version -d 'Print the version'
 complete -c ratectl -n '__ratectl_at ""' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "validate"' -l suite -x -a 'smoke full' -d 'smoke: quick and read-only; full: everything'
+complete -c ratectl -n '__ratectl_at "validate"' -l check -x -d 'Only this check or group (repeatable), e.g'
+complete -c ratectl -n '__ratectl_at "validate"' -l store -x -d 'Scratch store for the flow; it must have no override'
+complete -c ratectl -n '__ratectl_at "validate"' -l timeout -x -d 'Limit for each request and each awaited event'
+complete -c ratectl -n '__ratectl_at "validate"' -l fail-fast -d 'Stop after the first failed check'
+complete -c ratectl -n '__ratectl_at "validate"' -l output -s o -x -a 'text json' -d 'text or json'
+complete -c ratectl -n '__ratectl_at "validate"' -l junit-file -r -F -d 'Also write the results as JUnit XML to FILE'
+complete -c ratectl -n '__ratectl_at "validate"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "rates"' -l store -s s -x -d 'Store id; omit for the global rates'
 complete -c ratectl -n '__ratectl_at "rates"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
 complete -c ratectl -n '__ratectl_at "rates"' -l watch -s w -d 'Keep the table live (WebSocket updates)'
@@ -87,6 +98,9 @@ complete -c ratectl -n '__ratectl_at "tail"' -l output -s o -x -a 'table wide js
 complete -c ratectl -n '__ratectl_at "tail"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "completion"' -a 'bash zsh fish'
 complete -c ratectl -n '__ratectl_at "completion"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "tui"' -l store -s s -x -d 'Store to show; omit for the global rates'
+complete -c ratectl -n '__ratectl_at "tui"' -l read-only -d 'Hide every change (overrides, locks): a wall screen'
+complete -c ratectl -n '__ratectl_at "tui"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "config"' -a init -d 'Write a config file with one context (the --url given, or the local daemon)'
 complete -c ratectl -n '__ratectl_at "config"' -a view -d 'The settings in effect, secrets redacted'
 complete -c ratectl -n '__ratectl_at "config"' -l help -s h -d 'Show this message and exit'
@@ -109,3 +123,25 @@ complete -c ratectl -n '__ratectl_at "context add"' -l help -s h -d 'Show this m
 complete -c ratectl -n '__ratectl_at "context use"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "context list"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
 complete -c ratectl -n '__ratectl_at "context list"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "lock"' -a create -d 'Lock a pair\'s current buy/sell at a store for --ttl'
+complete -c ratectl -n '__ratectl_at "lock"' -a list -d 'Locks, oldest first (all stores unless --store or RATECTL_STORE)'
+complete -c ratectl -n '__ratectl_at "lock"' -a show -d 'One lock: its rates, state and expiry'
+complete -c ratectl -n '__ratectl_at "lock"' -a consume -d 'Use a lock (once, before it expires): the transaction went through'
+complete -c ratectl -n '__ratectl_at "lock"' -a release -d 'End a lock early: the customer walked away'
+complete -c ratectl -n '__ratectl_at "lock"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "lock create"' -l ttl -x -d 'How long the rates hold: 90s, 5m, 300 (seconds)'
+complete -c ratectl -n '__ratectl_at "lock create"' -l store -s s -x -d 'Store id'
+complete -c ratectl -n '__ratectl_at "lock create"' -l reference -x -d 'What it is for, e.g'
+complete -c ratectl -n '__ratectl_at "lock create"' -l idempotency-key -x -d 'Retry-safe: the same key and request return the same lock'
+complete -c ratectl -n '__ratectl_at "lock create"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "lock create"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "lock list"' -l store -s s -x -d 'Store id'
+complete -c ratectl -n '__ratectl_at "lock list"' -l state -x -a 'active consumed released expired' -d 'Only locks in this state'
+complete -c ratectl -n '__ratectl_at "lock list"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "lock list"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "lock show"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "lock show"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "lock consume"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "lock consume"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "lock release"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "lock release"' -l help -s h -d 'Show this message and exit'
