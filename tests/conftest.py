@@ -21,6 +21,9 @@ import pytest
 
 from daemon.config import Config, load_config
 
+# pg_url, redis_url, channel: real PostgreSQL and Redis (skip, or fail under CI=true).
+pytest_plugins = ["tests.services"]
+
 SLOWDOWN = float(os.environ.get("RATEHUB_TEST_SLOWDOWN", "1"))
 ADMIN_KEY = "test-admin-secret"
 

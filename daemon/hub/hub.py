@@ -133,6 +133,7 @@ class Hub:
         log_size: int = 10_000,
         authorize: Authorizer = _allow_all,
         push: Pusher = _no_push,
+        resume_ahead: int = 0,
     ) -> None:
         self.epoch = epoch
         self.pairs = frozenset(pairs)
@@ -143,6 +144,10 @@ class Hub:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._authorize = authorize
         self._push = push
+        # In a fleet a client may resume here with a lastSeq this node has not delivered
+        # yet (it came from a node a few ms ahead): up to this many seqs ahead, the
+        # resume succeeds and the session skips the events it already has as they come.
+        self.resume_ahead = resume_ahead
         self.seq = first_seq - 1  # the latest event published
         self._allocated = self.seq
         self.log: deque[LoggedEvent] = deque(maxlen=log_size)
@@ -413,7 +418,7 @@ class Hub:
         ev = LoggedEvent(seq, store_id, type_, data, int(now * 1000))
         self._retain(ev)
         for s in self.sessions.values():
-            if self._sees(s, ev):
+            if self._sees(s, ev) and ev.seq > s.skip_through:
                 self._enqueue(s, Frame(self._event_text(s.dialect, ev), ev.seq, False))
         return ev
 
@@ -619,7 +624,10 @@ class Hub:
         # a slow-consumer close meanwhile must give that position back, not a later one.
         s.last_seq = last_seq
         same_epoch = last_epoch is None or last_epoch == self.epoch
-        if same_epoch and self.log_floor <= last_seq <= self.seq:
+        ahead = same_epoch and self.seq < last_seq <= self.seq + self.resume_ahead
+        if ahead:
+            s.skip_through = last_seq
+        if same_epoch and self.log_floor <= last_seq <= self.seq or ahead:
             missed = [ev for ev in self.log if ev.seq > last_seq and self._sees(s, ev)]
             # The replay is bounded by the retained log, not by queue_frames (else a client
             # that missed more than a queue's worth could never resume: it would be closed

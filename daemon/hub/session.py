@@ -72,6 +72,9 @@ class Session:
     closing: tuple[int, str] | None = None
     # The store the connection opened with (connection limits count by it).
     opened_store: str | None = None
+    # Events at or below this seq are not sent: the client resumed with them already
+    # (from another node of a fleet, ahead of this one).
+    skip_through: int = 0
     # Message shape: WRAPPED ({type: "data", data: {type, ...}}) or FLAT ({type, data}).
     dialect: str = ""
 

@@ -27,12 +27,14 @@ from sqlalchemy import Connection, Engine, delete, event, func, insert, text, up
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from daemon.engine.audit import GENESIS
 from daemon.engine.locks import Lock
 from daemon.engine.model import MarketQuote, Override
 from daemon.engine.pairs import parse_pair
 from daemon.errors import ConfigError
 from daemon.store.tables import (
     SCHEMA_VERSION,
+    AuditRow,
     EventRow,
     LockRow,
     MarketRow,
@@ -49,6 +51,9 @@ _EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 _META = MetaRow.__table__  # type: ignore[attr-defined]
 
 SEQ_KEY = "seq_hwm"
+_AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
+_AUDIT_HEAD = "audit_head"  # daemon.store.audit.HEAD_KEY (that module imports this one)
+_AUDIT_CHECKPOINT = "audit_checkpoint"
 _TXN_SEQ = "ratehub.event_seq"
 _SCHEMA_LOCK = 0x7261_7465  # pg advisory lock id held while a node creates the schema
 
@@ -132,6 +137,12 @@ class Store:
             if SEQ_KEY not in meta:
                 top = conn.execute(sa_select(func.max(_EVENTS.c.seq))).scalar()
                 _put_meta(conn, SEQ_KEY, str(top or 0))
+            if self.shared and _AUDIT_HEAD not in meta:
+                # The audit head row exists before the first append, so two nodes' first
+                # appends lock it (FOR UPDATE) instead of both chaining onto genesis.
+                empty = conn.execute(sa_select(func.count()).select_from(_AUDIT)).scalar() == 0
+                if empty and _AUDIT_CHECKPOINT not in meta:
+                    _put_meta(conn, _AUDIT_HEAD, str(GENESIS))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,12 +1,18 @@
 """SQLModel table models. These are storage rows, apart from the wire models.
 
 Decimals are stored as text so SQLite keeps them exact; times as epoch
-microseconds (an integer sorts and compares the same on SQLite and PostgreSQL).
+microseconds (an integer sorts and compares the same on SQLite and PostgreSQL),
+in 64-bit columns (``BIG``: PostgreSQL's INTEGER is 32 bits). Sequence keys are
+BIGINT on PostgreSQL and stay INTEGER PRIMARY KEY (the rowid) on SQLite.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import BigInteger, Integer
 from sqlmodel import Field, SQLModel
+
+BIG = BigInteger
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 SCHEMA_VERSION = 1
 
@@ -27,15 +33,15 @@ class OverrideRow(SQLModel, table=True):
     buy: str | None = None
     sell: str | None = None
     spread: str | None = None
-    valid_until_us: int
+    valid_until_us: int = Field(sa_type=BIG)
     reason: str
     author: str
     source: str
     version: int
-    created_us: int
+    created_us: int = Field(sa_type=BIG)
     # active -> cleared | expired; ended_us and ended_by say when and who.
     status: str = Field(default="active", index=True)
-    ended_us: int | None = None
+    ended_us: int | None = Field(default=None, sa_type=BIG)
     ended_by: str | None = None
 
 
@@ -47,7 +53,7 @@ class MarketRow(SQLModel, table=True):
     pair: str = Field(primary_key=True)
     mid: str
     sources: str
-    ts_us: int
+    ts_us: int = Field(sa_type=BIG)
 
 
 class EventRow(SQLModel, table=True):
@@ -55,11 +61,11 @@ class EventRow(SQLModel, table=True):
 
     __tablename__ = "events"
 
-    seq: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True, sa_type=SEQ, sa_column_kwargs={"autoincrement": False})
     store_id: str | None = Field(default=None, index=True)
     type: str
     payload: str
-    ts_us: int
+    ts_us: int = Field(sa_type=BIG)
 
 
 class LockRow(SQLModel, table=True):
@@ -75,11 +81,11 @@ class LockRow(SQLModel, table=True):
     mid: str
     reference: str
     author: str
-    created_us: int
-    expires_us: int = Field(index=True)
+    created_us: int = Field(sa_type=BIG)
+    expires_us: int = Field(index=True, sa_type=BIG)
     idempotency_key: str | None = Field(default=None, unique=True)
     state: str = Field(default="active", index=True)
-    ended_us: int | None = None
+    ended_us: int | None = Field(default=None, sa_type=BIG)
     ended_by: str | None = None
 
 
@@ -94,8 +100,8 @@ class ApiKeyRow(SQLModel, table=True):
     stores: str = ""  # comma-separated store ids for the store role
     salt: str
     hash: str
-    created_us: int
-    revoked_us: int | None = None
+    created_us: int = Field(sa_type=BIG)
+    revoked_us: int | None = Field(default=None, sa_type=BIG)
 
 
 class AuditRow(SQLModel, table=True):
@@ -107,8 +113,8 @@ class AuditRow(SQLModel, table=True):
 
     __tablename__ = "audit"
 
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    ts_us: int = Field(index=True)
+    seq: int = Field(primary_key=True, sa_type=SEQ, sa_column_kwargs={"autoincrement": False})
+    ts_us: int = Field(index=True, sa_type=BIG)
     type: str
     actor: str = Field(index=True)
     store_id: str | None = Field(default=None, index=True)
