@@ -192,6 +192,7 @@ class Follow:
     on_notice: Callable[[str], None]
     subscribe: dict[str, Any] | None = None
     delays: Callable[[], Iterator[float]] = backoff
+    on_open: Callable[[Any], None] | None = None  # each new connection (the TUI pings on it)
 
 
 async def follow(f: Follow) -> None:
@@ -223,6 +224,8 @@ async def follow(f: Follow) -> None:
         else:
             connected_once, delays = True, f.delays()
             try:
+                if f.on_open is not None:
+                    f.on_open(ws)
                 ended = await _session(f, ws)
             finally:
                 await ws.close()

@@ -1,0 +1,175 @@
+"""``ratectl tui`` against a real daemon: it connects and measures latency, the override
+and lock dialogs change the daemon (and show its refusals without closing), a read-only
+key turns the dashboard read-only, and it reconnects and resumes across a restart of a
+``ratehubd`` process on the same state directory and port."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from textual.widgets import Input
+
+from daemon.auth import READ_ONLY, new_key
+from ratectl.tui.app import RatehubApp
+from ratectl.tui.event_log import EventLog
+from ratectl.tui.form_screen import FormScreen
+from ratectl.tui.lock_screen import LockScreen
+from ratectl.tui.options import TuiOptions
+from ratectl.tui.override_screen import OverrideScreen
+from ratectl.tui.status_bar import StatusBar
+from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon
+from tests.tui_support import until
+
+PAIRS = {"USD/CAD", "EUR/CAD", "GBP/CAD", "BTC/CAD", "ETH/CAD"}
+
+
+def fast() -> Iterator[float]:
+    while True:
+        yield 0.1
+
+
+def live(url: str, token: str = ADMIN_KEY, store: str | None = "tui-live", **kw: Any) -> RatehubApp:
+    options = TuiOptions(
+        url=url, token=token, store=store, ping_interval=0.2, delays=fast, timeout=5, **kw
+    )
+    return RatehubApp(options)
+
+
+def url_of(runtime: Any) -> str:
+    return f"http://127.0.0.1:{runtime.api_port}"
+
+
+def log(app: RatehubApp) -> str:
+    return "\n".join(app.query_one(EventLog).lines_written)
+
+
+async def fill(pilot: Any, **values: str) -> None:
+    for field, text in values.items():
+        pilot.app.screen.query_one(f"#{field}", Input).value = text
+    await pilot.pause()
+
+
+async def test_connects_shows_every_pair_and_measures_latency(runtime: Any) -> None:
+    app = live(url_of(runtime))
+    async with app.run_test(size=(80, 24)) as pilot:
+        status = app.query_one(StatusBar)
+        await until(pilot, lambda: set(app.board.rows) == PAIRS and status.state == "connected")
+        await until(pilot, lambda: status.latency_ms is not None)
+        assert status.latency_ms is not None and 0 <= status.latency_ms < 5000
+        assert status.last_tick_ms is not None
+        row = app.board.rows["USD/CAD"]
+        assert 0 < row.sell < row.mid < row.buy
+
+
+async def test_override_dialog_sets_an_override_and_shows_refusals_in_place(
+    runtime: Any,
+) -> None:
+    app = live(url_of(runtime), store="tui-ov")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: set(app.board.rows) == PAIRS)
+        await pilot.press("down", "down", "down", "down", "o")
+        screen = app.screen
+        assert isinstance(screen, OverrideScreen) and screen.pair == "USD/CAD"
+        await fill(pilot, buy="1.37001", sell="1.33", reason="TUI test")
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(screen.daemon_error()))
+        assert app.screen is screen  # the daemon said no: still open, to fix and resend
+        assert "buyRate 1.37001 is finer than USD/CAD's tick 0.0001" in screen.daemon_error()
+        await fill(pilot, buy="1.37")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is not screen)
+        [ov] = [o for o in runtime.service.overrides("tui-ov") if o["storeId"] == "tui-ov"]
+        assert (ov["buyRate"], ov["sellRate"], ov["reason"]) == (1.37, 1.33, "TUI test")
+        await until(pilot, lambda: "override set      USD/CAD @tui-ov  buy 1.37" in log(app))
+        await until(pilot, lambda: app.board.rows["USD/CAD"].override == "store")
+        assert str(app.board.rows["USD/CAD"].buy) == "1.37"
+
+
+async def test_lock_dialog_creates_a_lock(runtime: Any) -> None:
+    app = live(url_of(runtime), store="tui-lock")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: set(app.board.rows) == PAIRS)
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, LockScreen)
+        await fill(pilot, pair="eur-cad", ttl="2m", reference="TX42")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is not screen)
+        [lock] = runtime.service.locks("tui-lock")
+        assert (lock["currencyPair"], lock["ttlSeconds"], lock["reference"]) == (
+            "EUR/CAD",
+            120,
+            "TX42",
+        )
+        assert lock["idempotencyKey"].startswith("tui-")
+        await until(
+            pilot, lambda: f"lock created      EUR/CAD @tui-lock  {lock['lockId']}" in log(app)
+        )
+
+
+async def test_a_read_only_key_turns_the_dashboard_read_only(runtime: Any) -> None:
+    key, secret = new_key("wall screen", READ_ONLY)
+    runtime.keys.add(key)
+    app = live(url_of(runtime), token=secret, store="tui-ro")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: set(app.board.rows) == PAIRS)  # it may read
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, OverrideScreen)
+        await fill(pilot, pair="USD/CAD", buy="1.37", sell="1.33")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.read_only)
+        assert app.screen is screen and "may not" in screen.daemon_error()
+        assert not screen.query_one("#submit").display  # nothing left to send
+        await pilot.press("escape", "o", "l")
+        assert not isinstance(app.screen, FormScreen)
+        assert "READ-ONLY" in app.query_one(StatusBar).render().plain
+        assert "read-only: key" in log(app)
+
+
+async def test_an_absent_daemon_is_retried() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    app = live(f"http://127.0.0.1:{port}")
+    async with app.run_test(size=(80, 24)) as pilot:
+        status = app.query_one(StatusBar)
+        await until(pilot, lambda: log(app).count("daemon unreachable; retrying") >= 2)
+        assert status.state in ("unreachable", "connecting")
+
+
+async def test_reconnects_and_resumes_across_a_daemon_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = start_daemon(state)
+    daemons: list[DaemonProcess] = [first]
+    port = first.url.rsplit(":", 1)[1]
+    app = live(first.url, store="tui-re")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            status = app.query_one(StatusBar)
+            await until(pilot, lambda: set(app.board.rows) == PAIRS and status.state == "connected")
+            first.stop()
+            await until(pilot, lambda: status.state == "reconnecting", limit=15)
+            assert "the daemon is restarting" in log(app) or "reconnecting in" in log(app)
+            second = start_daemon(state, args=["--port", port])
+            daemons.append(second)
+            await until(pilot, lambda: status.state == "connected", limit=15)
+            await until(pilot, lambda: "resumed after seq" in log(app))
+            async with httpx.AsyncClient(
+                base_url=second.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+            ) as http:
+                body = {"currencyPair": "GBP/CAD", "buyRate": 1.78, "sellRate": 1.74}
+                resp = await http.post("/api/rates/set", json={**body, "storeId": "tui-re"})
+                assert resp.status_code == 200, resp.text
+            await until(pilot, lambda: "override set      GBP/CAD @tui-re  buy 1.78" in log(app))
+            await until(pilot, lambda: str(app.board.rows["GBP/CAD"].buy) == "1.78")
+            assert "gap:" not in log(app)
+    finally:
+        for d in daemons:
+            d.stop()
+            if d.proc.stdout:
+                d.proc.stdout.close()
