@@ -18,6 +18,8 @@ import typer
 
 from ratectl import __version__, errors
 from ratectl.cli_config import config_app, context_app
+from ratectl.cli_lock import lock_app
+from ratectl.cli_tui import tui
 from ratectl.errors import reported
 from ratectl.settings import Output
 
@@ -49,6 +51,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(context_app, name="context")
+app.add_typer(lock_app, name="lock")
 
 OutputOpt = Annotated[
     Output | None,
@@ -357,6 +360,9 @@ def completion(
     from ratectl.completion import script
 
     sys.stdout.write(script(shell.value, typer.main.get_command(app)))
+
+
+app.command("tui")(tui)  # last in --help: the one interactive command
 
 
 def main() -> None:
