@@ -15,7 +15,9 @@ compares). The guide's environment variables keep their meaning:
 ``DEBUG_WEBSOCKET`` (true/false)      ``server.debug_websocket``
 ====================================  ==========================================
 
-``RATEHUB_STATE_DIR`` and ``RATEHUB_CONFIG`` name the state directory and the file.
+``RATEHUB_STATE_DIR`` and ``RATEHUB_CONFIG`` name the state directory and the file;
+``RATEHUB_DATABASE_URL``, ``RATEHUB_REDIS_URL`` and ``RATEHUB_NODE_ID`` set up a fleet
+(``store.url``, ``backplane.url``, ``backplane.node_id``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from daemon.engine.pairs import Pair, parse_pair
 from daemon.engine.policy import OverridePolicy, PairPolicy
 from daemon.engine.thresholds import ThresholdPolicy
 from daemon.errors import ConfigError, UnknownPair
+from daemon.urls import check_database_url, check_redis_url, redact_url
 
 
 class _Section(BaseModel):
@@ -135,6 +138,58 @@ class AuditConfig(_Section):
     prune_interval_s: float = _f(3600.0, "How often old audit records are pruned.", gt=0)
 
 
+class StoreConfig(_Section):
+    url: str = _f(
+        "",
+        "Database URL; empty: SQLite in the state dir. A fleet shares one PostgreSQL: "
+        "postgresql+psycopg://USER:PASSWORD@HOST/DB. Env: RATEHUB_DATABASE_URL.",
+        repr=False,
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_database_url(v)
+
+
+class BackplaneConfig(_Section):
+    url: str = _f(
+        "",
+        "Redis URL for fan-out between the nodes of a fleet (redis://HOST:6379/0); empty: "
+        "in-process, one node. Env: RATEHUB_REDIS_URL.",
+        repr=False,
+    )
+    channel: str = _f("ratehub:events", "Redis pub/sub channel every node of the fleet uses.")
+    node_id: str = _f(
+        "",
+        "This node's name in the fleet; empty: HOSTNAME-PID. Env: RATEHUB_NODE_ID.",
+        max_length=64,
+    )
+    reorder_wait_ms: int = _f(
+        500,
+        "How long an event may wait for a missing lower seq before it is read from the database.",
+        ge=1,
+    )
+    poll_interval_s: float = _f(
+        2.0, "How often a node checks the database for events it was not told about.", gt=0
+    )
+    queue_messages: int = _f(
+        10000, "Messages held for Redis while it is unreachable (the oldest go first).", ge=1
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_redis_url(v)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if "|" in v or any(c.isspace() for c in v):
+            raise ValueError("may not contain '|' or spaces")
+        return v
+
+
 class PairConfig(_Section):
     start: Decimal = Field(gt=0, description="Simulated feed's starting (and mean) mid.")
     tick: Decimal = Field(gt=0, description="Rounding tick; buy rounds up, sell down.")
@@ -198,6 +253,8 @@ class Config(_Section):
     engine: EngineConfig = EngineConfig()
     overrides: OverridesConfig = OverridesConfig()
     audit: AuditConfig = AuditConfig()
+    store: StoreConfig = StoreConfig()
+    backplane: BackplaneConfig = BackplaneConfig()
     pairs: dict[str, PairConfig] = Field(default_factory=_default_pairs)
     security: SecurityConfig = SecurityConfig()
 
@@ -328,6 +385,12 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         put("server", "state_dir", v)
     if v := env.get("API_SECRET_KEY"):
         put("security", "api_secret_key", v)
+    if v := env.get("RATEHUB_DATABASE_URL"):
+        put("store", "url", v)
+    if v := env.get("RATEHUB_REDIS_URL"):
+        put("backplane", "url", v)
+    if v := env.get("RATEHUB_NODE_ID"):
+        put("backplane", "node_id", v)
     return layer
 
 
@@ -342,6 +405,9 @@ _ENV_NAMES = {
     ("server", "debug_websocket"): "DEBUG_WEBSOCKET",
     ("server", "state_dir"): "RATEHUB_STATE_DIR",
     ("security", "api_secret_key"): "API_SECRET_KEY",
+    ("store", "url"): "RATEHUB_DATABASE_URL",
+    ("backplane", "url"): "RATEHUB_REDIS_URL",
+    ("backplane", "node_id"): "RATEHUB_NODE_ID",
 }
 
 
@@ -423,7 +489,10 @@ def _explain(err: Any) -> str:
             model = PairConfig
         return f"unknown key; the keys here are {', '.join(model.model_fields)}"
     if isinstance(err.get("input"), str | int | float) and err["type"] != "missing":
-        return f"{err['msg']}, got {err['input']!r}"
+        value = err["input"]
+        if loc[1:2] == ("url",) and isinstance(value, str):
+            value = redact_url(value)  # a URL's password is a secret too
+        return f"{err['msg']}, got {value!r}"
     return str(err["msg"])
 
 
@@ -441,6 +510,14 @@ def _cross_check(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
             out.append((("pairs", name, "spread"), f"{pc.spread} is outside {bounds}"))
         if pc.tick >= pc.start:
             out.append((("pairs", name, "tick"), f"{pc.tick} must be below start {pc.start}"))
+    if cfg.backplane.url and not cfg.store.url.startswith("postgresql"):
+        out.append(
+            (
+                ("backplane", "url"),
+                "a fleet (a Redis backplane) needs a shared database: set store.url "
+                "(RATEHUB_DATABASE_URL) to postgresql+psycopg://USER:PASSWORD@HOST/DB",
+            )
+        )
     o = cfg.overrides
     if o.default_lifetime_s > o.max_lifetime_s:
         out.append(

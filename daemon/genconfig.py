@@ -51,7 +51,17 @@ def _section(title: str, model: BaseModel) -> list[str]:
 def generate(config: Config | None = None) -> str:
     cfg = config or Config()
     out = [HEADER]
-    for name in ("server", "hub", "feed", "engine", "overrides", "audit", "security"):
+    for name in (
+        "server",
+        "hub",
+        "feed",
+        "engine",
+        "overrides",
+        "audit",
+        "store",
+        "backplane",
+        "security",
+    ):
         out.extend(_section(name, getattr(cfg, name)))
         out.append("")
     out.append("# One table per currency pair; a pair not listed here is not served.")

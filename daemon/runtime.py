@@ -31,6 +31,7 @@ from websockets.asyncio.server import Server as WsServer
 from daemon import auth, wire
 from daemon.adapters import systemd
 from daemon.adapters.clock import SystemClock
+from daemon.adapters.fanout import make_fanout
 from daemon.adapters.feeds.simulated import SimulatedFeed
 from daemon.adapters.http_api import VERSION, create_app
 from daemon.adapters.writer import Writer
@@ -42,7 +43,6 @@ from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, retention_cutoff
 from daemon.engine.engine import RateEngine
 from daemon.engine.pairs import Pair
 from daemon.errors import ConfigError, Conflict
-from daemon.hub.backplane import MemoryBackplane, apply
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
 from daemon.service import RateService
@@ -94,7 +94,7 @@ class Runtime:
     async def start(self) -> None:
         cfg = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store = Store(sqlite_url(self.state_dir))
+        self.store = Store(cfg.store.url or sqlite_url(self.state_dir))
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self._load_keys)
         self.engine = RateEngine(
@@ -125,14 +125,17 @@ class Runtime:
             heartbeat_interval_ms=cfg.hub.heartbeat_interval_ms,
             first_seq=hwm + 1,
             authorize=lambda key_id, store_id: self._authorize_store(key_id, store_id),
+            resume_ahead=10_000 if cfg.backplane.url else 0,
         )
         floor = events[0].seq - 1 if events else hwm
         self.hub.restore_log(events, floor)
-        self.backplane = MemoryBackplane()
-        self.backplane.subscribe(lambda msg: apply(self.hub, msg))
+        self.backplane, self.fleet = make_fanout(cfg, self.hub, self.engine, self.store)
         self.service = RateService(
             self.engine, self.hub, self.store, self.writer, self.clock, self.backplane
         )
+        if self.fleet is not None:
+            await self.fleet.start()
+            self._spawn(self.fleet.run(), "fleet")
         self.feed = self._make_feed()
         self.feed.seed_ticks(self.service.on_tick)
         # Overrides and locks that lapsed while we were down: their events fire once, now.
@@ -394,7 +397,8 @@ class Runtime:
                 "status": "healthy",
                 "version": VERSION,
                 "uptimeSeconds": round(time.time() - self.started_at, 1),
-                "database": "sqlite",
+                "database": self.store.kind,
+                "backplane": self.fleet.status() if self.fleet else {"kind": "memory"},
                 "writes": {"batches": self.writer.batches, "ops": self.writer.ops},
                 "listeners": {"api": self.api_port, "hub": self.hub_port},
                 "timestamp": wire.now_ms(now),
@@ -497,6 +501,8 @@ class Runtime:
                 await asyncio.wait_for(server.wait_closed(), 2)
         with contextlib.suppress(Exception):
             await self.service.save_market()
+        if self.fleet is not None:
+            await self.fleet.stop()
         await asyncio.to_thread(self.writer.stop)
         await asyncio.to_thread(self.store.close)
 

@@ -25,7 +25,8 @@ def test_examples_toml_is_the_generated_config() -> None:
 def test_every_key_is_documented() -> None:
     text = (ROOT / "examples.toml").read_text()
     cfg = Config()
-    for section in ("server", "hub", "feed", "engine", "overrides", "audit", "security"):
+    sections = ("server", "hub", "feed", "engine", "overrides", "audit", "store", "backplane")
+    for section in (*sections, "security"):
         assert f"[{section}]" in text
         for name in type(getattr(cfg, section)).model_fields:
             assert f"\n{name} =" in text or f"\n# {name} =" in text, f"{section}.{name} missing"

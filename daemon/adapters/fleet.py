@@ -114,6 +114,13 @@ class FleetNode:
     def subscribe(self, handler: Handler) -> None:
         self.backplane.subscribe(handler)
 
+    async def start(self, wait_s: float = 5.0) -> None:
+        """Subscribe (waiting up to ``wait_s`` for Redis; a node starts without it)."""
+        await self.backplane.start(wait_s)
+
+    async def stop(self) -> None:
+        await self.backplane.stop()
+
     def catch_up(self) -> None:
         """Check the database for events no message announced, now (Redis reconnected)."""
         self._poll_now = True

@@ -155,9 +155,10 @@ class RedisBackplane:
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def _client(self) -> aioredis.Redis:
+    def _client(self, role: str) -> aioredis.Redis:
         return aioredis.Redis.from_url(
             self.url,
+            client_name=f"ratehub:{self.node_id}:{role}",  # CLIENT LIST shows who is who
             socket_connect_timeout=5,
             socket_timeout=None,
             health_check_interval=self._health_check_s,
@@ -169,7 +170,7 @@ class RedisBackplane:
     async def _receive(self) -> None:
         delays = backoff()
         while True:
-            client = self._client()
+            client = self._client("sub")
             try:
                 async with client.pubsub() as ps:
                     await ps.subscribe(self.channel)
@@ -190,7 +191,7 @@ class RedisBackplane:
     async def _send(self) -> None:
         delays = backoff()
         while True:
-            client = self._client()
+            client = self._client("pub")
             try:
                 await client.ping()
                 self.sender_connected = True

@@ -1,0 +1,254 @@
+"""A fleet for real: Runtimes on one PostgreSQL and one Redis, on their own ports.
+
+A change made on one node reaches the clients of another; a client resumes on another
+node without missing an event; a node cut off from Redis catches up from the database
+when it is back; and a single node on PostgreSQL keeps its state across a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from daemon.config import Config
+from daemon.runtime import Runtime
+from tests.conftest import ADMIN_KEY, timeout
+
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+Fleet = Callable[..., Any]
+
+
+def ws_url(rt: Runtime, **query: str) -> str:
+    qs = "&".join(f"{k}={v}" for k, v in {"token": ADMIN_KEY, **query}.items())
+    return f"ws://127.0.0.1:{rt.api_port}/api/rates/websocket?{qs}"
+
+
+async def api(rt: Runtime, method: str, path: str, body: Any = None) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{rt.api_port}") as c:
+        return await c.request(method, path, json=body, headers=AUTH, timeout=timeout(10))
+
+
+async def set_rate(rt: Runtime, buy: float, sell: float, store: str = "s1") -> int:
+    body = {"currencyPair": "USD/CAD", "buyRate": buy, "sellRate": sell, "storeId": store}
+    r = await api(rt, "POST", "/api/rates/set", body)
+    assert r.status_code == 200, r.text
+    return r.status_code
+
+
+async def recv_until(
+    ws: ClientConnection, pred: Callable[[dict[str, Any]], bool], within: float = 5
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout(within)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("expected message did not arrive in time")
+        msg = json.loads(await asyncio.wait_for(ws.recv(), left))
+        if pred(msg):
+            return msg
+
+
+def is_override(m: dict[str, Any]) -> bool:
+    return m["type"] == "rate_override_set"
+
+
+def has_rate(buy: float) -> Callable[[dict[str, Any]], bool]:
+    def pred(m: dict[str, Any]) -> bool:
+        return m["type"] == "rate_update" and any(
+            r["currencyPair"] == "USD/CAD" and r["buyRate"] == buy for r in m["data"]["rates"]
+        )
+
+    return pred
+
+
+@pytest.fixture
+async def fleet(
+    make_config: Callable[..., Config], tmp_path: Path, pg_url: str, redis_url: str, channel: str
+) -> AsyncIterator[Fleet]:
+    """``await fleet("a", **sections)`` starts a node on the shared database and Redis."""
+    nodes: list[Runtime] = []
+
+    async def start(name: str, **sections: dict[str, Any]) -> Runtime:
+        backplane = {"url": redis_url, "channel": channel, "node_id": name}
+        backplane.update(sections.pop("backplane", {}))
+        cfg = make_config(
+            server={"state_dir": str(tmp_path / name)},
+            store={"url": pg_url},
+            backplane=backplane,
+            **sections,
+        )
+        rt = Runtime(cfg)
+        await rt.start()
+        nodes.append(rt)
+        return rt
+
+    try:
+        yield start
+    finally:
+        for rt in nodes:
+            await rt.stop()
+
+
+async def test_an_override_set_on_one_node_reaches_a_client_of_another(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    assert a.hub.epoch == b.hub.epoch
+    async with connect(ws_url(b, clientType="store_os", storeId="s1")) as ws:
+        await recv_until(ws, lambda m: m["type"] == "rate_update" and m["data"].get("snapshot"))
+        t0 = time.monotonic()
+        await set_rate(a, 1.37, 1.33)
+        ev = await recv_until(ws, is_override)
+        assert ev["data"]["buyRate"] == 1.37 and ev["data"]["storeId"] == "s1"
+        # B's own engine took the override in: its rate frames show it too.
+        await recv_until(ws, has_rate(1.37))
+        elapsed = time.monotonic() - t0
+    assert elapsed < timeout(2.0)
+    got = await api(b, "GET", "/api/rates/get?storeId=s1")
+    usd = next(r for r in got.json()["data"] if r["currencyPair"] == "USD/CAD")
+    assert usd["buyRate"] == 1.37
+    fleet_status = b.status()["integration"]["backplane"]
+    assert fleet_status["kind"] == "redis" and fleet_status["connected"] is True
+    assert fleet_status["received"] >= 1 and fleet_status["node"] == "b"
+    assert b.status()["integration"]["database"] == "postgresql"
+
+
+async def test_a_client_resumes_on_another_node_and_misses_nothing(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    async with connect(ws_url(a, clientType="dashboard")) as ws:
+        await set_rate(a, 1.37, 1.33)
+        first = await recv_until(ws, lambda m: m["type"] == "data" and is_override(m["data"]))
+        last_seq, epoch = first["seq"], first["epoch"]
+    # While the client is away, both nodes make changes (seqs from one counter).
+    await set_rate(a, 1.38, 1.34)
+    await set_rate(b, 1.39, 1.33, store="s2")
+    await set_rate(a, 1.36, 1.32)
+    async with connect(ws_url(b, clientType="dashboard", lastSeq=str(last_seq), epoch=epoch)) as ws:
+        missed = []
+        while len(missed) < 3:
+            m = await recv_until(ws, lambda m: m["type"] == "data" and is_override(m["data"]))
+            missed.append((m["seq"], m["data"]["buyRate"]))
+    assert [seq for seq, _ in missed] == [last_seq + 1, last_seq + 2, last_seq + 3]
+    assert [buy for _, buy in missed] == [1.38, 1.39, 1.36]
+
+
+class Proxy:
+    """A TCP proxy to Redis that the test can cut and restore: a real outage."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers += [writer, up_w]
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+
+async def test_a_node_cut_off_from_redis_catches_up_from_the_database(
+    fleet: Fleet, redis_url: str
+) -> None:
+    proxy = Proxy(int(redis_url.split(":")[2].split("/")[0]))
+    await proxy.start()
+    a = await fleet("a")
+    # B reaches Redis through the proxy, and does not poll the database on its own soon.
+    b_url = f"redis://127.0.0.1:{proxy.port}/0"
+    b = await fleet("b", backplane={"url": b_url, "poll_interval_s": 600})
+    assert b.fleet is not None
+    async with connect(ws_url(b, clientType="store_os", storeId="s1")) as ws:
+        await recv_until(ws, lambda m: m["type"] == "rate_update" and m["data"].get("snapshot"))
+        await proxy.cut()
+        deadline = time.monotonic() + timeout(5)
+        while b.fleet.backplane.connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not b.fleet.backplane.connected
+        await set_rate(a, 1.37, 1.33)  # published while B cannot hear it
+        await set_rate(a, 1.38, 1.34)
+        await asyncio.sleep(0.2)
+        assert b.hub.seq < a.hub.seq
+        await proxy.start()  # Redis is back: B resubscribes, then reads what it missed
+        got = [(await recv_until(ws, is_override, within=10))["data"]["buyRate"] for _ in (1, 2)]
+        assert got == [1.37, 1.38]
+        await recv_until(ws, has_rate(1.38))
+    st = b.status()["integration"]["backplane"]
+    assert st["reconnects"] >= 1 and st["filledFromDatabase"] >= 2 and st["gapSeqs"] == 0
+    await proxy.cut()
+
+
+async def test_only_one_node_expires_an_override(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    body = {
+        "currencyPair": "USD/CAD",
+        "buyRate": 1.37,
+        "sellRate": 1.33,
+        "storeId": "s1",
+        "validUntil": int((time.time() + 1.5) * 1000),
+    }
+    assert (await api(a, "POST", "/api/rates/set", body)).status_code == 200
+    deadline = time.monotonic() + timeout(10)
+    while time.monotonic() < deadline:
+        events = await asyncio.to_thread(a.store.events_after, 0)
+        if any(e.type == "rate_override_expired" for e in events):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # both nodes' expiry loops have run by now
+    events = await asyncio.to_thread(a.store.events_after, 0)
+    assert [e.type for e in events].count("rate_override_expired") == 1
+    for rt in (a, b):
+        assert not [o for o in rt.engine.overrides.all() if o.store_id == "s1"]
+
+
+async def test_a_node_on_postgresql_keeps_its_state_across_a_restart(
+    make_config: Callable[..., Config], pg_url: str
+) -> None:
+    cfg = make_config(store={"url": pg_url})
+    rt = Runtime(cfg)
+    await rt.start()
+    try:
+        assert rt.store.kind == "postgresql"
+        await set_rate(rt, 1.37, 1.33)
+        epoch, seq = rt.hub.epoch, rt.hub.seq
+    finally:
+        await rt.stop()
+    rt = Runtime(cfg)
+    await rt.start()
+    try:
+        assert (rt.hub.epoch, rt.hub.seq) == (epoch, seq)
+        got = await api(rt, "GET", "/api/rates/get?storeId=s1")
+        usd = next(r for r in got.json()["data"] if r["currencyPair"] == "USD/CAD")
+        assert usd["buyRate"] == 1.37
+        verified = await api(rt, "GET", "/api/audit/verify")
+        assert verified.status_code == 200, verified.text
+        data = verified.json()["data"]
+        assert data["ok"] is True and data["checked"] >= 1
+    finally:
+        await rt.stop()
