@@ -391,6 +391,8 @@ class Runtime:
                 "ticksAccepted": self.service.ticks_accepted,
                 "ticksRejected": self.service.ticks_rejected,
                 "defaultSpread": float(self.config.engine.default_spread),
+                "minSpread": float(self.config.engine.min_spread),
+                "maxSpread": float(self.config.engine.max_spread),
                 "feed": self.config.feed.kind,
             },
             "integration": {

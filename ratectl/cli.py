@@ -20,6 +20,7 @@ from ratectl import __version__, errors
 from ratectl.cli_config import config_app, context_app
 from ratectl.cli_lock import lock_app
 from ratectl.cli_tui import tui
+from ratectl.cli_validate import register as add_validate
 from ratectl.errors import reported
 from ratectl.settings import Output
 
@@ -51,6 +52,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(context_app, name="context")
+add_validate(app)  # ratectl validate
 app.add_typer(lock_app, name="lock")
 
 OutputOpt = Annotated[
