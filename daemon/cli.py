@@ -17,6 +17,7 @@ import typer
 
 from daemon.config import Config, load_config
 from daemon.errors import ConfigError
+from daemon.urls import redact_url
 
 VERSION = "0.1.0"
 
@@ -73,6 +74,11 @@ def _banner(rt: Any) -> None:
             f"  hub port   ws://{host}:{rt.hub_port}/api/rates/websocket  (WEBSOCKET_PORT)"
         )
     lines.append(f"  state      {rt.state_dir}")
+    if rt.config.store.url:
+        lines.append(f"  database   {redact_url(rt.config.store.url)}")
+    if rt.fleet is not None:
+        bp = rt.fleet.backplane
+        lines.append(f"  fleet      node {bp.node_id} on {redact_url(bp.url)} ({bp.channel})")
     if rt.admin_key_file is not None:
         lines.append(f"  admin key  {rt.admin_key_file}  (ratectl finds it by itself)")
     else:
