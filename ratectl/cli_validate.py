@@ -99,7 +99,7 @@ def validate(
 
         raise UsageError(f"--junit-file {junit_file}: directory {junit_file.parent} does not exist")
     if fmt == "text":
-        _print(render.header(_blank(opts)))
+        _print(render.header(opts.suite_name, opts.url, opts.store))
     result = asyncio.run(run(opts, _print_line if fmt == "text" else None))
     _finish(result, fmt, junit_file)
 
@@ -127,16 +127,7 @@ def _options(
         suite=suite,
         checks=tuple(checks),
         fail_fast=fail_fast,
-        store_chosen=store is not None,
     )
-
-
-def _blank(opts: Options) -> Report:
-    from datetime import UTC, datetime
-
-    from ratectl.validate.model import Report
-
-    return Report(opts.url, opts.suite, opts.store, datetime.now(UTC))
 
 
 def _print(text: RenderableType) -> None:

@@ -378,6 +378,7 @@ async def test_api_without_auth_fails_connectivity_auth(start: Starter) -> None:
     result = await validate(url(rt), "--check", "connectivity", "-o", "json")
     assert result.exit_code == 1
     only(outcome(result), connectivity__auth="fail")
+    assert json.loads(result.stdout)["suite"] == "custom"  # --check, not a suite
     auth = next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "connectivity.auth")
     assert "with no key answered HTTP 200, not 401" in auth["details"][0]
 

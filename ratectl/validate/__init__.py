@@ -11,7 +11,7 @@ Layout::
     invariants.py  the engine's promises about a published rate, in Decimal (pure)
     probe.py       the daemon's HTTP API for checks (httpx, async), errors translated
     hub.py         a WebSocket client that records every frame with its arrival time
-    checks/        the checks, one module per group
+    checks/        the checks: one module per group; the flow in flow, locks, cleanup
     runner.py      runs a selection in order: timing, budgets, fail-fast, abort, cleanup
     report.py      the report as text (Rich), JSON and JUnit XML
 

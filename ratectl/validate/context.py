@@ -20,6 +20,10 @@ from ratectl.validate.probe import Probe
 SLOW_S = 1.0  # an event slower than this over the WebSocket is a warning (--timeout: failure)
 
 
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
 def scratch_store() -> str:
     return f"validate-{secrets.token_hex(4)}"
 
@@ -34,21 +38,23 @@ class Options:
     suite: str = "full"
     checks: tuple[str, ...] = ()
     fail_fast: bool = False
-    store_chosen: bool = False  # --store given: refuse to touch an existing override
+
+    @property
+    def suite_name(self) -> str:
+        """The suite, or ``custom`` when --check chose the checks."""
+        return "custom" if self.checks else self.suite
 
 
 @dataclass
 class FlowState:
     hub: HubClient | None = None
     pair: str | None = None
-    tick: Decimal | None = None
     buy: Decimal | None = None
     sell: Decimal | None = None
     override_set: bool = False
     override_cleared: bool = False
     locks: dict[str, str] = field(default_factory=dict)  # role ("consume", "expire") -> id
     created: dict[str, float] = field(default_factory=dict)  # role -> loop time of the request
-    ended: set[str] = field(default_factory=set)  # lock ids no longer active
     audit: list[tuple[str, str | None]] = field(default_factory=list)  # (type, lockId)
     passed: set[str] = field(default_factory=set)  # flow steps that passed
 

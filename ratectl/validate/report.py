@@ -33,11 +33,9 @@ def duration(ms: int) -> str:
     return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
-def header(report: Report) -> Text:
+def header(suite: str, daemon: str, store: str) -> Text:
     return Text(
-        f"ratectl validate: suite {report.suite} against {report.daemon} "
-        f"(scratch store {report.store})",
-        style="bold",
+        f"ratectl validate: suite {suite} against {daemon} (scratch store {store})", style="bold"
     )
 
 

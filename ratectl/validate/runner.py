@@ -56,7 +56,7 @@ async def run(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Report:
     specs = select(opts.suite, opts.checks)
-    report = Report(opts.url, opts.suite, opts.store, datetime.now(UTC))
+    report = Report(opts.url, opts.suite_name, opts.store, datetime.now(UTC))
     started = time.monotonic()
     probe = Probe(
         opts.url, opts.token, opts.timeout, token_source=opts.token_source, transport=transport

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from daemon.wire import PROTOCOL_VERSION
-from ratectl.validate.context import Ctx
+from ratectl.validate.context import Ctx, ms
 from ratectl.validate.hub import Frame, HubClient, NotArrived
 from ratectl.validate.model import Fail, Outcome, Skip, judged, passed
 
@@ -43,10 +43,6 @@ async def _arrive(
         raise Fail(exc.message) from None
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
 async def handshake(ctx: Ctx) -> Outcome:
     t0 = asyncio.get_running_loop().time()
     async with connected(ctx) as (_, welcome):
@@ -60,7 +56,7 @@ async def handshake(ctx: Ctx) -> Outcome:
             if d.get(key) is None:
                 problems.append(f"the welcome message has no {key}")
         return judged(
-            f"welcome after {_ms(welcome.at - t0)} (protocol {d.get('protocol')}, "
+            f"welcome after {ms(welcome.at - t0)} (protocol {d.get('protocol')}, "
             f"epoch {d.get('epoch')}, seq {d.get('seq')})",
             problems,
         )
@@ -95,8 +91,8 @@ async def subscribe(ctx: Ctx) -> Outcome:
                 f"rate_update holds pairs not subscribed to: {sorted(set(got) - set(wanted))}"
             )
         return judged(
-            f"{', '.join(wanted)}: ack after {_ms(ack.at - t0)}, first rate_update "
-            f"({len(got)} rates) after {_ms(upd.at - t0)}",
+            f"{', '.join(wanted)}: ack after {ms(ack.at - t0)}, first rate_update "
+            f"({len(got)} rates) after {ms(upd.at - t0)}",
             problems,
         )
 
@@ -113,7 +109,7 @@ async def ping(ctx: Ctx) -> Outcome:
                 f"pong.data.clientTimestamp is {pong.data.get('clientTimestamp')!r}, "
                 "not the ping's timestamp 4242"
             )
-        return judged(f"pong after {_ms(pong.at - t0)}", problems)
+        return judged(f"pong after {ms(pong.at - t0)}", problems)
 
 
 async def heartbeat(ctx: Ctx) -> Outcome:
