@@ -19,8 +19,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from daemon.adapters.redis_backplane import RedisBackplane
 from daemon.config import Config
+from daemon.hub.backplane import EventMessage
 from daemon.runtime import Runtime
+from daemon.store.repository import Store
 from tests.conftest import ADMIN_KEY, timeout
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -252,3 +255,65 @@ async def test_a_node_on_postgresql_keeps_its_state_across_a_restart(
         assert data["ok"] is True and data["checked"] >= 1
     finally:
         await rt.stop()
+
+
+def log_breach(store: Store, n: int) -> EventMessage:
+    """Commit an event as another node would (seq from the shared counter)."""
+    data = {"currencyPair": "USD/CAD", "kind": "test", "n": n}
+    with store.session() as s:
+        seq = store.next_seq(s)
+        store.add_event(
+            s,
+            seq=seq,
+            store_id=None,
+            type="rate_threshold_breach",
+            payload=json.dumps(data),
+            ts_us=0,
+        )
+    return EventMessage("rate_threshold_breach", data, None, seq, time.time())
+
+
+def is_breach(m: dict[str, Any]) -> bool:
+    return m["type"] == "data" and m["data"]["type"] == "rate_threshold_breach"
+
+
+async def test_an_event_ahead_of_a_lost_one_waits_then_the_lost_one_is_read_from_the_log(
+    fleet: Fleet, pg_url: str, redis_url: str, channel: str
+) -> None:
+    b = await fleet("b", backplane={"reorder_wait_ms": 300, "poll_interval_s": 600})
+    other = Store(pg_url)
+    other.open()
+    x = RedisBackplane(redis_url, channel, "x")
+    assert await x.start(timeout(5))
+    try:
+        async with connect(ws_url(b, clientType="dashboard")) as ws:
+            await recv_until(ws, lambda m: m["type"] == "welcome")
+            lost = log_breach(other, 1)  # committed, but its message never went out
+            later = log_breach(other, 2)
+            t0 = time.monotonic()
+            x.publish(later)
+            first = await recv_until(ws, is_breach)
+            second = await recv_until(ws, is_breach)
+            waited = time.monotonic() - t0
+        assert [first["seq"], second["seq"]] == [lost.seq, later.seq]
+        assert [first["data"]["n"], second["data"]["n"]] == [1, 2]
+        assert waited >= 0.3  # held for the reorder wait, not delivered out of order
+        st = b.status()["integration"]["backplane"]
+        assert st["reordered"] >= 1 and st["filledFromDatabase"] >= 1 and st["gapSeqs"] == 0
+    finally:
+        await x.stop()
+        other.close()
+
+
+async def test_an_event_no_message_announced_is_found_by_polling(fleet: Fleet, pg_url: str) -> None:
+    b = await fleet("b", backplane={"poll_interval_s": 0.2})
+    other = Store(pg_url)
+    other.open()
+    try:
+        async with connect(ws_url(b, clientType="dashboard")) as ws:
+            await recv_until(ws, lambda m: m["type"] == "welcome")
+            lost = log_breach(other, 1)
+            got = await recv_until(ws, is_breach)
+        assert got["seq"] == lost.seq
+    finally:
+        other.close()
