@@ -34,12 +34,14 @@ from ratectl.validate.context import Options
 from ratectl.validate.model import CheckResult
 from ratectl.validate.registry import SPECS, select
 from ratectl.validate.runner import run
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, timeout
 
 runner = CliRunner()
 FULL = [s.id for s in SPECS]
 SMOKE = [s.id for s in select("smoke")]
 HEARTBEAT_MS = 500
+SHORT = str(timeout(2))  # --timeout for runs that wait for something that never comes
+PASSED = {"pass", "warn"}
 Starter = Callable[..., Awaitable[Runtime]]
 
 
@@ -96,10 +98,11 @@ def outcome(result: Result) -> dict[str, str]:
 
 
 def only(results: dict[str, str], **expected: str) -> None:
-    """``expected`` (ids with _ for .) have those results; every other check passed."""
+    """``expected`` (ids with __ for .) have those results; every other check passed (a
+    warning, an event slower than 1 s on a loaded machine, passes too)."""
     want = {k.replace("__", "."): v for k, v in expected.items()}
     for check, got in results.items():
-        assert got == want.get(check, "pass"), (check, got, results)
+        assert got in ({want[check]} if check in want else PASSED), (check, got, results)
 
 
 # -- a healthy daemon -----------------------------------------------------------------------------
@@ -118,9 +121,10 @@ async def test_full_run_passes_with_junit_and_leaves_nothing_behind(
     assert store.startswith("validate-")
     body = lines[1:-1]
     assert [line.split()[1] for line in body] == FULL
-    assert all(line.startswith("PASS ") for line in body), result.stdout
+    assert all(line.startswith(("PASS ", "WARN ")) for line in body), result.stdout
     assert "\x1b[" not in result.stdout  # piped: no colour
-    assert lines[-1].startswith(f"PASSED: {len(FULL)} checks, {len(FULL)} passed")
+    assert lines[-1].startswith(f"PASSED: {len(FULL)} checks, ")
+    assert ", 0 skipped, 0 failed, 0 errors in " in lines[-1]
     heartbeat = next(line for line in body if "websocket.heartbeat" in line)
     assert "interval 0.5 s" in heartbeat
 
@@ -156,7 +160,7 @@ async def test_smoke_json_envelope(daemon: Runtime) -> None:
     assert data["version"] == 1 and data["suite"] == "smoke" and data["daemon"] == url(daemon)
     assert data["summary"]["result"] == "passed" and data["summary"]["total"] == len(SMOKE)
     assert [c["id"] for c in data["checks"]] == SMOKE
-    assert all(c["result"] == "pass" and c["durationMs"] >= 0 for c in data["checks"])
+    assert all(c["result"] in PASSED and c["durationMs"] >= 0 for c in data["checks"])
     bounds = next(c for c in data["checks"] if c["id"] == "engine.invariants")["message"]
     assert "bounds [0.001, 0.1]" in bounds  # the daemon's own spread bounds
 
@@ -338,7 +342,7 @@ async def test_hub_that_drops_an_event_fails_that_flow_step(
 
     rt.hub.publish_event = lossy  # type: ignore[method-assign]
     result = await validate(
-        url(rt), "--check", "websocket", "--check", "flow", "--timeout", "2", "-o", "json"
+        url(rt), "--check", "websocket", "--check", "flow", "--timeout", SHORT, "-o", "json"
     )
     left = rt.engine.locks.all(json.loads(result.stdout)["store"], "active")
     assert result.exit_code == 1
@@ -357,7 +361,7 @@ async def test_hub_without_ping_or_heartbeat(start: Starter) -> None:
     rt: Runtime = await start()
     rt.hub.heartbeat = lambda now: None  # type: ignore[method-assign]
     rt.hub._on_ping = lambda s, data, now: None  # type: ignore[method-assign]
-    result = await validate(url(rt), "--check", "websocket", "--timeout", "2", "-o", "json")
+    result = await validate(url(rt), "--check", "websocket", "--timeout", SHORT, "-o", "json")
     assert result.exit_code == 1
     only(outcome(result), websocket__ping="fail", websocket__heartbeat="fail")
 

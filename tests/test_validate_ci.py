@@ -33,7 +33,8 @@ def test_ci_script_runs_the_full_suite_against_a_real_daemon(tmp_path: Path) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(done.stdout)
     assert data["suite"] == "full" and data["summary"]["result"] == "passed"
-    assert [(c["id"], c["result"]) for c in data["checks"]] == [(s.id, "pass") for s in SPECS]
+    assert [c["id"] for c in data["checks"]] == [s.id for s in SPECS]
+    assert {c["result"] for c in data["checks"]} <= {"pass", "warn"}  # warn: a slow event
     suite = ET.parse(tmp_path / "out" / "validate.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == str(len(SPECS))
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
