@@ -19,12 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from websockets.asyncio.server import Server as WsServer
 
@@ -32,8 +34,12 @@ from daemon import auth, wire
 from daemon.adapters import systemd
 from daemon.adapters.clock import SystemClock
 from daemon.adapters.fanout import make_fanout
+from daemon.adapters.feeds.base import poll
+from daemon.adapters.feeds.registry import build_sources
 from daemon.adapters.feeds.simulated import SimulatedFeed
 from daemon.adapters.http_api import VERSION, create_app
+from daemon.adapters.http_market import add_market_routes, require_feed
+from daemon.adapters.metrics import add_ops_routes
 from daemon.adapters.writer import Writer
 from daemon.adapters.ws_asgi import add_hub_route
 from daemon.adapters.ws_pump import HubPump
@@ -42,7 +48,8 @@ from daemon.config import Config
 from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, retention_cutoff
 from daemon.engine.engine import RateEngine
 from daemon.engine.pairs import Pair
-from daemon.errors import ConfigError, Conflict
+from daemon.engine.sources import BookConfig
+from daemon.errors import ConfigError, Conflict, SourceError, Unauthorized
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
 from daemon.service import RateService
@@ -54,6 +61,10 @@ from daemon.store.tables import ApiKeyRow
 log = logging.getLogger("ratehub")
 
 ADMIN_KEY_FILE = "admin.key"
+
+
+def _log_source_error(exc: SourceError) -> None:
+    log.warning("market source %s: %s", exc.source, exc.message)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -98,7 +109,10 @@ class Runtime:
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self._load_keys)
         self.engine = RateEngine(
-            cfg.pair_policies(), cfg.override_policy(), cfg.threshold_policies()
+            cfg.pair_policies(),
+            cfg.override_policy(),
+            cfg.threshold_policies(),
+            self._book_config(),
         )
         hwm, events, overrides, versions, quotes = await asyncio.to_thread(self._load_state)
         since = self.clock.now() - timedelta(days=1)
@@ -108,6 +122,7 @@ class Runtime:
         for q in quotes:
             if q.pair in self.engine.policies:
                 self.engine.market.restore(q)
+                self.engine.sources.restore(q)  # shown stale until a source confirms it
         for ov in overrides:
             if ov.pair in self.engine.policies:
                 self.engine.overrides.load(
@@ -125,6 +140,7 @@ class Runtime:
             heartbeat_interval_ms=cfg.hub.heartbeat_interval_ms,
             first_seq=hwm + 1,
             authorize=lambda key_id, store_id: self._authorize_store(key_id, store_id),
+            push=self._push,
             resume_ahead=10_000 if cfg.backplane.url else 0,
         )
         floor = events[0].seq - 1 if events else hwm
@@ -137,7 +153,7 @@ class Runtime:
             await self.fleet.start()
             self._spawn(self.fleet.run(), "fleet")
         self.feed = self._make_feed()
-        self.feed.seed_ticks(self.service.on_tick)
+        self.service.on_quotes(await self.feed.fetch())  # every pair priced at once
         # Overrides and locks that lapsed while we were down: their events fire once, now.
         await self.service.expire_due()
         await self.service.expire_locks()
@@ -152,7 +168,7 @@ class Runtime:
         )
         await self._start_listeners()
         self._spawn(self.pump.run(), "hub-pump")
-        self._spawn(self.feed.run(self.service.on_tick), "feed")
+        self._start_sources()
         self._spawn(self._every(1.0, self.service.expire_due), "expiry")
         self._spawn(self._every(1.0, self.service.expire_locks), "lock-expiry")
         self._spawn(self._every(1.0, self.service.check_thresholds), "thresholds")
@@ -160,6 +176,28 @@ class Runtime:
         self._spawn(self._every(cfg.hub.status_interval_s, self._publish_status), "status")
         self._spawn(self._every(1.0, self._sample_rates), "rates-sampler")
         self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
+
+    def _book_config(self) -> BookConfig:
+        """The source book's config; the simulated feed stays fresh for three of its own
+        periods even when RATE_UPDATE_FREQUENCY is set slow."""
+        book = self.config.sources.book_config()
+        slowest = 3 * self.config.feed.update_frequency_ms / 1000
+        sim = book.budgets.get("simulated")
+        if sim is not None and sim.seconds < slowest:
+            budgets = {**book.budgets, "simulated": replace(sim, seconds=slowest)}
+            book = replace(book, budgets=budgets)
+        return book
+
+    def _start_sources(self) -> None:
+        """Poll the simulated feed and every enabled provider into the source book."""
+        self._spawn(poll(self.feed, self.feed.interval_s, self.service.on_quotes), "feed-simulated")
+        self.http_sources = httpx.AsyncClient()
+        for p in build_sources(self.config.sources, client=self.http_sources):
+            self._spawn(
+                poll(p.source, p.interval_s, self.service.on_quotes, on_error=_log_source_error),
+                f"feed-{p.source.name}",
+            )
+        self._spawn(self._every(1.0, self.service.check_sources), "sources-check")
 
     def _make_feed(self) -> SimulatedFeed:
         levels: dict[Pair, tuple[Decimal, Decimal, Decimal, str]] = {}
@@ -171,6 +209,7 @@ class Runtime:
             self.config.feed.update_frequency_ms,
             self.config.feed.crypto_speedup,
             self.config.feed.seed,
+            clock=self.clock.now,
         )
         for pair in levels:
             quote = self.engine.market.quote(pair)
@@ -253,6 +292,14 @@ class Runtime:
             return text
         return None
 
+    def _push(self, key_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A push_rate message from a WebSocket client with a feed (or admin) key."""
+        key = self.keys.get(key_id)
+        if key is None:
+            raise Unauthorized("key no longer valid")
+        require_feed(key)
+        return self.service.push(data.get("symbol"), data.get("priceCAD"), key_id)
+
     def _authorize_store(self, key_id: str, store_id: str | None) -> None:
         key = self.keys.get(key_id)
         if key is None:
@@ -265,6 +312,8 @@ class Runtime:
         cfg = self.config
         app = create_app(self)
         add_hub_route(app, self.pump, self.keys, cfg.server.cors_origins)
+        add_ops_routes(app, self)
+        add_market_routes(app, self)
         sock = bind(cfg.server.host, cfg.server.port)
         self.api_port = sock.getsockname()[1]
         ucfg = uvicorn.Config(
@@ -352,13 +401,17 @@ class Runtime:
             by_store[s.store_id or "(global)"] = by_store.get(s.store_id or "(global)", 0) + 1
         st = self.hub.stats
         msg_rate, frame_rate = self._per_second()
+        breakers = {h.pair: h for h in self.engine.sources.health(now)}
         market = {}
         for q in self.engine.market_quotes():
+            health = breakers.get(q.pair)
             market[str(q.pair)] = {
                 "rate": float(q.mid),
                 "sources": list(q.sources),
                 "ageSeconds": round((now - q.timestamp).total_seconds(), 3),
-                "stale": self.engine.market.is_stale(q.pair, now),
+                "stale": self.engine.is_stale(q.pair, now),
+                "breakerOpen": bool(health and health.breaker_open),
+                "breakerReason": health.breaker_reason if health else None,
             }
         return {
             "websocketHub": {
@@ -406,6 +459,25 @@ class Runtime:
                 "timestamp": wire.now_ms(now),
             },
         }
+
+    async def readiness_problems(self) -> list[str]:
+        """Why this node should not get traffic now (empty when ready)."""
+        problems = []
+        if self._stopped.is_set():
+            problems.append("draining")
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except Exception as exc:  # any driver error means the database is not usable
+            problems.append(f"database: {type(exc).__name__}: {exc}")
+        now = self.clock.now()
+        stale = [str(p) for p in self.engine.pairs if self.engine.is_stale(p, now)]
+        if stale:
+            problems.append(f"market data stale: {', '.join(stale)}")
+        return problems
+
+    def extra_metrics(self) -> list[Any]:
+        """More Prometheus metric families from optional parts (sources, backplane)."""
+        return []
 
     # -- audit ----------------------------------------------------------------------------
 
@@ -503,6 +575,8 @@ class Runtime:
                 await asyncio.wait_for(server.wait_closed(), 2)
         with contextlib.suppress(Exception):
             await self.service.save_market()
+        if hasattr(self, "http_sources"):
+            await self.http_sources.aclose()
         if self.fleet is not None:
             await self.fleet.stop()
         await asyncio.to_thread(self.writer.stop)
