@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from daemon.adapters.feeds.settings import SourcesSettings
 from daemon.engine.pairs import Pair, parse_pair
 from daemon.engine.policy import OverridePolicy, PairPolicy
 from daemon.engine.thresholds import ThresholdPolicy
@@ -253,6 +254,7 @@ class Config(_Section):
     engine: EngineConfig = EngineConfig()
     overrides: OverridesConfig = OverridesConfig()
     audit: AuditConfig = AuditConfig()
+    sources: SourcesSettings = SourcesSettings()
     store: StoreConfig = StoreConfig()
     backplane: BackplaneConfig = BackplaneConfig()
     pairs: dict[str, PairConfig] = Field(default_factory=_default_pairs)

@@ -36,16 +36,27 @@ def toml_value(value: Any) -> str:
 
 
 def _section(title: str, model: BaseModel) -> list[str]:
+    """A table with its plain keys, then its sub-tables (nested models, dicts of them)."""
     lines = [f"[{title}]"]
+    nested: list[str] = []
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            nested += ["", *_section(f"{title}.{name}", value)]
+            continue
+        if isinstance(value, dict):
+            if field.description:
+                nested += ["", f"# [{title}.{name}.\"...\"] {field.description}"]
+            for key, sub in value.items():
+                nested += ["", *_section(f'{title}.{name}."{key}"', sub)]
+            continue
         if field.description:
             lines.append(f"# {field.description}")
         if value is None or isinstance(value, SecretStr):
             lines.append(f"# {name} =")
         else:
             lines.append(f"{name} = {toml_value(value)}")
-    return lines
+    return lines + nested
 
 
 def generate(config: Config | None = None) -> str:
@@ -61,6 +72,7 @@ def generate(config: Config | None = None) -> str:
         "store",
         "backplane",
         "security",
+        "sources",
     ):
         out.extend(_section(name, getattr(cfg, name)))
         out.append("")
