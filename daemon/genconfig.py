@@ -46,7 +46,7 @@ def _section(title: str, model: BaseModel) -> list[str]:
             continue
         if isinstance(value, dict):
             if field.description:
-                nested += ["", f"# [{title}.{name}.\"...\"] {field.description}"]
+                nested += ["", f'# [{title}.{name}."..."] {field.description}']
             for key, sub in value.items():
                 nested += ["", *_section(f'{title}.{name}."{key}"', sub)]
             continue
