@@ -83,11 +83,9 @@ async def fleet(
     async def start(name: str, **sections: dict[str, Any]) -> Runtime:
         backplane = {"url": redis_url, "channel": channel, "node_id": name}
         backplane.update(sections.pop("backplane", {}))
+        store = {"url": pg_url, **sections.pop("store", {})}
         cfg = make_config(
-            server={"state_dir": str(tmp_path / name)},
-            store={"url": pg_url},
-            backplane=backplane,
-            **sections,
+            server={"state_dir": str(tmp_path / name)}, store=store, backplane=backplane, **sections
         )
         rt = Runtime(cfg)
         await rt.start()
@@ -317,3 +315,32 @@ async def test_an_event_no_message_announced_is_found_by_polling(fleet: Fleet, p
         assert got["seq"] == lost.seq
     finally:
         other.close()
+
+
+async def test_a_node_whose_database_goes_away_refuses_writes_and_recovers(
+    fleet: Fleet, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = Proxy(5432)
+    await proxy.start()
+    a = await fleet("a")
+    b_url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}", 1)
+    assert b_url != pg_url
+    b = await fleet("b", store={"url": b_url}, backplane={"poll_interval_s": 0.2})
+    async with connect(ws_url(b, clientType="store_os", storeId="s1")) as ws:
+        await recv_until(ws, lambda m: m["type"] == "rate_update" and m["data"].get("snapshot"))
+        await proxy.cut()
+        body = {"currencyPair": "USD/CAD", "buyRate": 1.38, "sellRate": 1.34, "storeId": "s1"}
+        refused = await api(b, "POST", "/api/rates/set", body)
+        assert refused.status_code == 503, refused.text
+        assert "database is unavailable" in refused.text, refused.text
+        await set_rate(a, 1.37, 1.33)  # the rest of the fleet goes on
+        ev = await recv_until(ws, is_override)  # B's clients still hear of it (Redis)
+        assert ev["data"]["buyRate"] == 1.37
+        await asyncio.sleep(0.5)  # B cannot read the override into its engine yet
+        await proxy.start()
+        await recv_until(ws, has_rate(1.37), within=10)  # and does once the database is back
+        await set_rate(b, 1.39, 1.33)
+        await recv_until(ws, has_rate(1.39))
+    downs = [r for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(downs) <= 2  # logged once per outage, not once per retry
+    await proxy.cut()

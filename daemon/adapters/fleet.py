@@ -94,6 +94,7 @@ class FleetNode:
         self._changes: asyncio.Queue[EventMessage] = asyncio.Queue()
         self._kick = asyncio.Event()
         self._poll_now = True
+        self._db_errors: set[str] = set()
         self.polls = 0
         self.synced = 0  # other nodes' changes brought into this engine
         backplane.subscribe(self._on_message)
@@ -165,9 +166,12 @@ class FleetNode:
                 span = self.sequencer.missing(time.monotonic())
                 if span is not None:
                     await self._fill(*span)
-            except Exception as exc:
-                log.warning("fleet: cannot read the event log (%s); retrying", exc)
-                next_poll = time.monotonic() + self.poll_s
+                self._db_ok("the event log")
+            except Exception as exc:  # the database is away: try again in a while
+                self._db_down("the event log", exc)
+                await asyncio.sleep(self.poll_s)
+                self._poll_now = True
+                continue
             deadline = self.sequencer.deadline()
             wake = next_poll if deadline is None else min(deadline, next_poll)
             self._kick.clear()
@@ -195,12 +199,27 @@ class FleetNode:
     async def _sync(self) -> None:
         while True:
             ev = await self._changes.get()
-            try:
-                await self._sync_one(ev)
-            except (RatehubError, OSError, ValueError, KeyError) as exc:
-                log.warning("fleet: cannot apply %s seq %d here: %s", ev.type, ev.seq, exc)
-            except Exception:
-                log.exception("fleet: applying %s seq %d failed", ev.type, ev.seq)
+            while True:
+                try:
+                    await self._sync_one(ev)
+                    self._db_ok("overrides and locks")
+                except (RatehubError, ValueError, KeyError) as exc:
+                    log.warning("fleet: cannot apply %s seq %d here: %s", ev.type, ev.seq, exc)
+                except Exception as exc:  # the database is away: retry, keeping the order
+                    self._db_down("overrides and locks", exc)
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                break
+
+    def _db_down(self, what: str, exc: BaseException) -> None:
+        if what not in self._db_errors:
+            log.warning("fleet: cannot read %s from the database (%s); retrying", what, exc)
+        self._db_errors.add(what)
+
+    def _db_ok(self, what: str) -> None:
+        if what in self._db_errors:
+            self._db_errors.discard(what)
+            log.warning("fleet: reading %s from the database again", what)
 
     async def _sync_one(self, ev: EventMessage) -> None:
         if ev.type in LOCK_EVENTS:

@@ -15,8 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from daemon.errors import Unavailable
 from daemon.store.repository import Store
 
 log = logging.getLogger("ratehub.writer")
@@ -115,4 +117,11 @@ def _current_exc() -> BaseException:
 
     exc = sys.exc_info()[1]
     assert exc is not None
+    if isinstance(exc, OperationalError):  # e.g. a fleet's PostgreSQL is away
+        cause = exc.orig if exc.orig is not None else exc
+        first = (str(cause).strip().splitlines() or [""])[0][:200]
+        return Unavailable(
+            f"the database is unavailable ({type(cause).__name__}: {first}); the change was "
+            "not made: retry when it is back"
+        )
     return exc
