@@ -344,3 +344,16 @@ async def test_a_node_whose_database_goes_away_refuses_writes_and_recovers(
     downs = [r for r in caplog.records if "cannot read" in r.getMessage()]
     assert len(downs) <= 2  # logged once per outage, not once per retry
     await proxy.cut()
+
+
+async def test_a_fleet_node_exports_its_backplane_metrics(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    await set_rate(a, 1.37, 1.33)
+    deadline = time.monotonic() + timeout(5)
+    while b.hub.seq < a.hub.seq and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.api_port}") as c:
+        text = (await c.get("/metrics")).text
+    assert "ratehub_backplane_connected 1.0" in text
+    assert "ratehub_backplane_received_total 1.0" in text
+    assert f"ratehub_event_seq_delivered {float(a.hub.seq)}" in text

@@ -91,7 +91,36 @@ class RuntimeCollector(Collector):
             "ratehub_db_write_batches", "Database transactions (group commits).", writes["batches"]
         )
         yield _counter("ratehub_db_write_ops", "Database writes acknowledged.", writes["ops"])
+        yield from _backplane(st["integration"].get("backplane", {}))
         yield from rt.extra_metrics()
+
+
+def _backplane(bp: dict[str, Any]) -> Iterator[Metric]:
+    """A fleet node's Redis backplane and event sequencing (nothing for one node)."""
+    if bp.get("kind") != "redis":
+        return
+    yield _gauge(
+        "ratehub_backplane_connected",
+        "1 while Redis subscription and publisher are up.",
+        1.0 if bp["connected"] else 0.0,
+    )
+    for name, key, doc in (
+        ("published", "published", "Messages this node published."),
+        ("sent", "sent", "Messages delivered to Redis."),
+        ("received", "received", "Messages received from other nodes."),
+        ("dropped", "dropped", "Messages dropped from a full send queue."),
+        ("reconnects", "reconnects", "Subscriptions restored after a Redis outage."),
+        ("events_reordered", "reordered", "Events held for a lower seq."),
+        ("events_filled", "filledFromDatabase", "Events read from the database log."),
+        ("event_gap_seqs", "gapSeqs", "Event seqs no longer in the log when needed."),
+    ):
+        yield _counter(f"ratehub_backplane_{name}", doc, bp[key])
+    yield _gauge("ratehub_backplane_queued", "Messages waiting for Redis.", bp["queued"])
+    yield _gauge("ratehub_event_seq_delivered", "Highest event seq delivered.", bp["deliveredSeq"])
+    if bp["lagMs"] is not None:
+        yield _gauge(
+            "ratehub_backplane_lag_ms", "Age of the last event from another node.", bp["lagMs"]
+        )
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
