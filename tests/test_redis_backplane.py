@@ -33,8 +33,9 @@ async def wait_for(cond: Callable[[], bool], within: float = 5.0, what: str = ""
 async def pair(
     redis_url: str, channel: str
 ) -> AsyncIterator[tuple[RedisBackplane, RedisBackplane]]:
-    a = RedisBackplane(redis_url, channel, "node-a")
-    b = RedisBackplane(redis_url, channel, "node-b")
+    # Names of this test's own: another run of the suite may share the Redis server.
+    a = RedisBackplane(redis_url, channel, f"a-{channel}")
+    b = RedisBackplane(redis_url, channel, f"b-{channel}")
     assert await a.start(timeout(5)) and await b.start(timeout(5))
     try:
         yield a, b
@@ -119,14 +120,14 @@ async def test_a_killed_subscription_reconnects_logs_and_delivers_again(
     reconnected: list[int] = []
     b.on_connect = lambda: reconnected.append(1)
     caplog.set_level(logging.INFO, "ratehub.backplane")
-    assert await kill(redis_url, "ratehub:node-b:sub") == 1
+    assert await kill(redis_url, f"ratehub:{b.node_id}:sub") == 1
     await wait_for(lambda: b.reconnects == 1, what="node b to resubscribe")
     assert reconnected == [1]
     assert any("lost" in r.getMessage() for r in caplog.records)
     assert any("restored" in r.getMessage() for r in caplog.records)
     a.publish(event(3))
     await wait_for(lambda: [m.seq for m in got_b if isinstance(m, EventMessage)] == [3])
-    assert await kill(redis_url, "ratehub:node-a:pub") == 1  # the sender recovers too
+    assert await kill(redis_url, f"ratehub:{a.node_id}:pub") == 1  # the sender recovers too
     a.publish(event(4))
     await wait_for(lambda: len(got_b) == 2, what="a message sent after the sender was killed")
 
