@@ -3,7 +3,7 @@
 
 function __ratectl_is_command
     switch "$argv[1]|$argv[2]"
-        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|status' '|tail' '|completion' '|tui' '|config' '|context' '|lock' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release'
+        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|status' '|tail' '|completion' '|tui' '|config' '|context' '|lock' '|keys' '|audit' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release' 'keys|create' 'keys|list' 'keys|revoke' 'audit|verify'
             return 0
     end
     return 1
@@ -11,7 +11,7 @@ end
 
 function __ratectl_takes_value
     switch "$argv[1]|$argv[2]"
-        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o'
+        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o' 'keys create|--role' 'keys create|--store' 'keys create|-s' 'keys create|--origin' 'keys create|--output' 'keys create|-o' 'keys list|--output' 'keys list|-o' 'keys revoke|--reason' 'keys revoke|--output' 'keys revoke|-o' 'audit|--since' 'audit|--until' 'audit|--store' 'audit|-s' 'audit|--pair' 'audit|--actor' 'audit|--type' 'audit|-t' 'audit|--limit' 'audit|--output' 'audit|-o' 'audit verify|--output' 'audit verify|-o'
             return 0
     end
     return 1
@@ -50,6 +50,8 @@ complete -c ratectl -n '__ratectl_at ""' -a tui -d 'A live dashboard: rates, his
 complete -c ratectl -n '__ratectl_at ""' -a config -d 'Write and inspect the config file'
 complete -c ratectl -n '__ratectl_at ""' -a context -d 'Contexts: one per daemon you talk to'
 complete -c ratectl -n '__ratectl_at ""' -a lock -d 'Rate locks: freeze a store\'s buy/sell for a customer transaction'
+complete -c ratectl -n '__ratectl_at ""' -a keys -d 'API keys: create, list and revoke (admin)'
+complete -c ratectl -n '__ratectl_at ""' -a audit -d 'The audit trail: who changed what, when and why; verify its hash chain'
 complete -c ratectl -n '__ratectl_at ""' -l url -x -d 'Daemon URL'
 complete -c ratectl -n '__ratectl_at ""' -l context -x -d 'Context from the config file'
 complete -c ratectl -n '__ratectl_at ""' -l token-file -r -F -d 'File holding the API key'
@@ -145,3 +147,29 @@ complete -c ratectl -n '__ratectl_at "lock consume"' -l output -s o -x -a 'table
 complete -c ratectl -n '__ratectl_at "lock consume"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "lock release"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
 complete -c ratectl -n '__ratectl_at "lock release"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "keys"' -a create -d 'Create a key; its secret is printed once (stdout) and never again'
+complete -c ratectl -n '__ratectl_at "keys"' -a list -d 'Every key (revoked ones too), without secrets'
+complete -c ratectl -n '__ratectl_at "keys"' -a revoke -d 'Revoke a key: refused from now on, its live WebSockets closed'
+complete -c ratectl -n '__ratectl_at "keys"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "keys create"' -l role -x -a 'admin store read-only feed' -d 'admin, store, read-only or feed'
+complete -c ratectl -n '__ratectl_at "keys create"' -l store -s s -x -d 'A store key\'s store (repeat for several)'
+complete -c ratectl -n '__ratectl_at "keys create"' -l origin -x -d 'Browser origin it may be used from, e.g'
+complete -c ratectl -n '__ratectl_at "keys create"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "keys create"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "keys list"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "keys list"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "keys revoke"' -l reason -x -d 'Why; kept in the audit trail'
+complete -c ratectl -n '__ratectl_at "keys revoke"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "keys revoke"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "audit"' -a verify -d 'Check the whole hash chain; exit 1 naming the first bad record'
+complete -c ratectl -n '__ratectl_at "audit"' -l since -x -d 'From this time on'
+complete -c ratectl -n '__ratectl_at "audit"' -l until -x -d 'Before this time'
+complete -c ratectl -n '__ratectl_at "audit"' -l store -s s -x -d 'Only this store'
+complete -c ratectl -n '__ratectl_at "audit"' -l pair -x -d 'Only this pair'
+complete -c ratectl -n '__ratectl_at "audit"' -l actor -x -d 'Only changes by this key id'
+complete -c ratectl -n '__ratectl_at "audit"' -l type -s t -x -d 'Only these record types (repeatable)'
+complete -c ratectl -n '__ratectl_at "audit"' -l limit -x -d 'At most this many'
+complete -c ratectl -n '__ratectl_at "audit"' -l output -s o -x -a 'table wide json jsonl yaml csv' -d 'table, wide, json, jsonl, yaml or csv'
+complete -c ratectl -n '__ratectl_at "audit"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "audit verify"' -l output -s o -x -a 'table wide json jsonl yaml csv' -d 'table, wide, json, jsonl, yaml or csv'
+complete -c ratectl -n '__ratectl_at "audit verify"' -l help -s h -d 'Show this message and exit'

@@ -45,6 +45,10 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging(cfg: Config) -> None:
+    from daemon.logredact import install
+
+    key = cfg.security.api_secret_key
+    install([key.get_secret_value()] if key is not None else [])
     handler = logging.StreamHandler(sys.stderr)
     if cfg.server.log_format == "json":
         handler.setFormatter(_JsonFormatter())
@@ -64,14 +68,15 @@ def setup_logging(cfg: Config) -> None:
 
 def _banner(rt: Any) -> None:
     host = rt.config.server.host
+    http, ws = ("https", "wss") if rt.tls is not None else ("http", "ws")
     lines = [
         f"ratehubd {VERSION} ready",
-        f"  API        http://{host}:{rt.api_port}  (OpenAPI: /docs)",
-        f"  WebSocket  ws://{host}:{rt.api_port}/api/rates/websocket",
+        f"  API        {http}://{host}:{rt.api_port}  (OpenAPI: /docs)",
+        f"  WebSocket  {ws}://{host}:{rt.api_port}/api/rates/websocket",
     ]
     if rt.hub_port is not None:
         lines.append(
-            f"  hub port   ws://{host}:{rt.hub_port}/api/rates/websocket  (WEBSOCKET_PORT)"
+            f"  hub port   {ws}://{host}:{rt.hub_port}/api/rates/websocket  (WEBSOCKET_PORT)"
         )
     lines.append(f"  state      {rt.state_dir}")
     if rt.config.store.url:
@@ -135,6 +140,9 @@ def main_command(
     except OSError as exc:
         print(f"ratehubd: cannot start: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
+    except ConfigError as exc:
+        print(f"ratehubd: {exc.message}", file=sys.stderr)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
 

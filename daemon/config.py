@@ -72,6 +72,10 @@ class ServerConfig(_Section):
         False, "Log every WebSocket open, close and message. Env: DEBUG_WEBSOCKET."
     )
     drain_timeout_s: float = _f(10.0, "Seconds a graceful stop may take before it is forced.", gt=0)
+    tls_cert_file: str = _f(
+        "", "PEM certificate (chain): serve https and wss on every listener; empty: plain."
+    )
+    tls_key_file: str = _f("", "PEM private key of tls_cert_file; empty: it is in tls_cert_file.")
 
 
 class HubConfig(_Section):
@@ -245,6 +249,10 @@ class SecurityConfig(_Section):
     api_secret_key_file: str = _f(
         "", "File holding the admin key (e.g. a systemd credential); instead of API_SECRET_KEY."
     )
+    requests_per_second: float = _f(
+        50.0, "HTTP requests one API key may make per second (429 beyond); 0: no limit.", ge=0
+    )
+    burst: int = _f(100, "HTTP requests one API key may make at once above that rate.", ge=1)
 
 
 class Config(_Section):
@@ -490,7 +498,8 @@ def _explain(err: Any) -> str:
         elif len(loc) == 3 and loc[0] == "pairs":
             model = PairConfig
         return f"unknown key; the keys here are {', '.join(model.model_fields)}"
-    if isinstance(err.get("input"), str | int | float) and err["type"] != "missing":
+    secret = loc[:2] == ("security", "api_secret_key")  # never repeat a secret
+    if isinstance(err.get("input"), str | int | float) and err["type"] != "missing" and not secret:
         value = err["input"]
         if loc[1:2] == ("url",) and isinstance(value, str):
             value = redact_url(value)  # a URL's password is a secret too
@@ -512,6 +521,8 @@ def _cross_check(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
             out.append((("pairs", name, "spread"), f"{pc.spread} is outside {bounds}"))
         if pc.tick >= pc.start:
             out.append((("pairs", name, "tick"), f"{pc.tick} must be below start {pc.start}"))
+    if cfg.server.tls_key_file and not cfg.server.tls_cert_file:
+        out.append((("server", "tls_key_file"), "is set but server.tls_cert_file is not"))
     if cfg.backplane.url and not cfg.store.url.startswith("postgresql"):
         out.append(
             (

@@ -39,7 +39,9 @@ from daemon.adapters.feeds.registry import build_sources
 from daemon.adapters.feeds.simulated import SimulatedFeed
 from daemon.adapters.http_api import VERSION, create_app
 from daemon.adapters.http_market import add_market_routes, require_feed
+from daemon.adapters.http_security import SecurityHeaders
 from daemon.adapters.metrics import add_ops_routes
+from daemon.adapters.tls import server_context
 from daemon.adapters.writer import Writer
 from daemon.adapters.ws_asgi import add_hub_route
 from daemon.adapters.ws_pump import HubPump
@@ -52,11 +54,13 @@ from daemon.engine.sources import BookConfig
 from daemon.errors import ConfigError, Conflict, SourceError, Unauthorized
 from daemon.hub.hub import Hub, LoggedEvent
 from daemon.hub.session import CLOSE_DRAINING
+from daemon.key_service import KeyService
+from daemon.keylimits import KeyLimiter
 from daemon.service import RateService
 from daemon.store import audit as audit_store
+from daemon.store import keys as key_rows
 from daemon.store.audit import AuditQuery
 from daemon.store.repository import Store, from_us, sqlite_url, to_us
-from daemon.store.tables import ApiKeyRow
 
 log = logging.getLogger("ratehub")
 
@@ -77,7 +81,9 @@ class _Uvicorn(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it a keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -91,6 +97,8 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.state_dir = config.state_path
         self.keys = auth.KeyRing()
+        self.limiter = KeyLimiter(config.security.requests_per_second, config.security.burst)
+        self.tls = server_context(config.server)
         self.admin_key_file: Path | None = None
         self.api_port = 0
         self.hub_port: int | None = None
@@ -166,6 +174,9 @@ class Runtime:
             max_per_key=cfg.hub.max_connections_per_key,
             max_per_store=cfg.hub.max_connections_per_store,
         )
+        self.key_service = KeyService(
+            self.keys, self.store, self.writer, self.clock, self._key_revoked
+        )
         await self._start_listeners()
         self._spawn(self.pump.run(), "hub-pump")
         self._start_sources()
@@ -235,39 +246,22 @@ class Runtime:
         )
 
     def _load_keys(self) -> None:
-        from sqlmodel import select
-
+        key_rows.ensure_schema(self.store.engine)
         with self.store.session() as s:
-            rows = s.exec(select(ApiKeyRow).where(ApiKeyRow.revoked_us.is_(None))).all()  # type: ignore[union-attr]
-            for r in rows:
-                stores = frozenset(x for x in r.stores.split(",") if x)
-                self.keys.add(auth.ApiKey(r.id, r.name, r.role, r.salt, r.hash, stores))
+            for key in key_rows.load_active(s):
+                self.keys.add(key)
             secret = self._configured_secret()
             if secret is not None:
                 self.keys.add(auth.env_key(secret))
                 return
-            if (
-                any(k.role == auth.ADMIN for k in self.keys.all())
-                and (self.state_dir / ADMIN_KEY_FILE).exists()
-            ):
+            if self._admin_key_file_works():
                 self.admin_key_file = self.state_dir / ADMIN_KEY_FILE
                 return
             key, text = auth.new_key("generated admin", auth.ADMIN)
             for old in [k for k in self.keys.all() if k.name == "generated admin"]:
-                row = s.get(ApiKeyRow, old.id)
-                if row is not None:
-                    row.revoked_us = to_us(self.clock.now())
-                    s.add(row)
-            s.add(
-                ApiKeyRow(
-                    id=key.id,
-                    name=key.name,
-                    role=key.role,
-                    salt=key.salt,
-                    hash=key.hash,
-                    created_us=to_us(self.clock.now()),
-                )
-            )
+                key_rows.revoke(s, old.id, to_us(self.clock.now()))
+                self.keys.revoke(old.id)
+            key_rows.insert(s, key, to_us(self.clock.now()))
             self.keys.add(key)
         path = self.state_dir / ADMIN_KEY_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -275,6 +269,21 @@ class Runtime:
             fh.write(text + "\n")
         os.chmod(path, 0o600)
         self.admin_key_file = path
+
+    def _admin_key_file_works(self) -> bool:
+        """The admin key file exists and names an admin key that is not revoked."""
+        try:
+            text = (self.state_dir / ADMIN_KEY_FILE).read_text()
+        except OSError:
+            return False
+        key_id = auth.key_id_of(text)
+        key = self.keys.get(key_id) if key_id else None
+        return key is not None and key.role == auth.ADMIN
+
+    def _key_revoked(self, key_id: str) -> None:
+        """A revoked key's live WebSockets close now (1008), its rate bucket goes."""
+        self.pump.close_key(key_id, "API key revoked")
+        self.limiter.forget(key_id)
 
     def _configured_secret(self) -> str | None:
         sec = self.config.security
@@ -316,8 +325,9 @@ class Runtime:
         add_market_routes(app, self)
         sock = bind(cfg.server.host, cfg.server.port)
         self.api_port = sock.getsockname()[1]
+        tls = self.tls is not None
         ucfg = uvicorn.Config(
-            app,
+            SecurityHeaders(app, tls=tls),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -327,6 +337,8 @@ class Runtime:
             ws_ping_timeout=cfg.hub.ping_timeout_s,
             server_header=False,
             timeout_graceful_shutdown=1,
+            ssl_certfile=cfg.server.tls_cert_file if tls else None,
+            ssl_keyfile=cfg.server.tls_key_file if tls and cfg.server.tls_key_file else None,
         )
         self.http = _Uvicorn(ucfg)
         self._spawn(self.http.serve(sockets=[sock]), "http")
@@ -344,6 +356,7 @@ class Runtime:
                 ping_timeout=cfg.hub.ping_timeout_s,
                 send_buffer=cfg.hub.send_buffer_bytes,
                 close_timeout=cfg.hub.close_timeout_s,
+                ssl=self.tls,
             )
             self._servers.append(ws)
             self.hub_port = next(iter(ws.sockets)).getsockname()[1]
@@ -513,7 +526,7 @@ class Runtime:
         old = self.config
         restart = [
             f"server.{k}"
-            for k in ("host", "port", "hub_port", "state_dir")
+            for k in ("host", "port", "hub_port", "state_dir", "tls_cert_file", "tls_key_file")
             if getattr(old.server, k) != getattr(new.server, k)
         ]
         if set(new.pairs) != set(old.pairs):
@@ -527,6 +540,7 @@ class Runtime:
         self.pump.max_per_key = new.hub.max_connections_per_key
         self.pump.max_per_store = new.hub.max_connections_per_store
         self.hub.configure_limits(new.hub.messages_per_second, new.hub.message_burst)
+        self.limiter.configure(new.security.requests_per_second, new.security.burst)
         secret = self._configured_secret()
         if secret is not None:
             self.keys.add(auth.env_key(secret))

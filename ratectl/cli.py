@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from ratectl import __version__, errors
+from ratectl.cli_audit import audit_app
 from ratectl.cli_config import config_app, context_app
+from ratectl.cli_keys import keys_app
 from ratectl.cli_lock import lock_app
 from ratectl.cli_tui import tui
 from ratectl.cli_validate import register as add_validate
@@ -54,6 +56,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(context_app, name="context")
 add_validate(app)  # ratectl validate
 app.add_typer(lock_app, name="lock")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 OutputOpt = Annotated[
     Output | None,

@@ -8,19 +8,20 @@ envelope ``{success: false, error, code, timestamp}`` with the error's status.
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from daemon import wire
-from daemon.auth import ApiKey, require_admin, require_read, require_write
+from daemon import auth, wire
+from daemon.adapters import http_keys, http_security
+from daemon.auth import ApiKey, read_scope, require
 from daemon.errors import InvalidRequest, RatehubError, RateLimited
 from daemon.store.audit import AuditQuery
 
@@ -69,15 +70,7 @@ def _field_errors(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def authenticate(request: Request) -> ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    presented = token if scheme.lower() == "bearer" else None
-    rt: Runtime = request.app.state.runtime
-    return rt.keys.verify(presented)
-
-
-Key = Annotated[ApiKey, Depends(authenticate)]
+Key = Annotated[ApiKey, Depends(http_security.authenticate)]
 StoreQ = Annotated[str | None, Query(description="store id; omit for the global rates")]
 
 
@@ -88,19 +81,13 @@ def create_app(rt: Runtime) -> FastAPI:
         description="Rates for a chain of currency-exchange stores. Envelope: "
         "{success, data, error, timestamp}. Auth: Authorization: Bearer <key>.",
     )
-    if rt.config.server.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(rt.config.server.cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
+    http_security.add_cors(app, rt.config.server.cors_origins)
 
     @app.exception_handler(RatehubError)
     async def _ratehub_error(_: Request, exc: RatehubError) -> JSONResponse:
         resp = _fail(exc.status, exc.code, exc.message, exc.details or None)
         if isinstance(exc, RateLimited):
-            resp.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+            resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return resp
 
     @app.exception_handler(RequestValidationError)
@@ -119,25 +106,27 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/api/rates/get", tags=["rates"])
     async def get_rates(key: Key, storeId: StoreQ = None) -> JSONResponse:
-        require_read(key, storeId)
-        return ok(rt.service.rates(storeId or None))
+        store = read_scope(key, storeId or None)
+        require(key, auth.RATES_READ, store)
+        return ok(rt.service.rates(store))
 
     @app.post("/api/rates/set", tags=["rates"])
     async def set_rate(key: Key, request: Request) -> JSONResponse:
         req = _validate(wire.SetRateRequest, await _json_body(request))
-        require_write(key, req.storeId or None)
+        require(key, auth.RATES_WRITE, req.storeId or None)
         return ok(await rt.service.set_override(req, key.id))
 
     @app.post("/api/rates/clear", tags=["rates"])
     async def clear_rate(key: Key, request: Request) -> JSONResponse:
         req = _validate(wire.ClearRateRequest, await _json_body(request))
-        require_write(key, req.storeId or None)
+        require(key, auth.RATES_WRITE, req.storeId or None)
         return ok(await rt.service.clear_override(req.currencyPair, req.storeId or None, key.id))
 
     @app.get("/api/rates/overrides", tags=["rates"])
     async def list_overrides(key: Key, storeId: StoreQ = None) -> JSONResponse:
-        require_read(key, storeId)
-        return ok(rt.service.overrides(storeId or None))
+        store = read_scope(key, storeId or None)
+        require(key, auth.RATES_READ, store)
+        return ok(rt.service.overrides(store))
 
     @app.post("/api/rates/lock", tags=["locks"])
     @app.post("/api/rates/locks", tags=["locks"], include_in_schema=False)
@@ -149,7 +138,7 @@ def create_app(rt: Runtime) -> FastAPI:
             if header:
                 body["idempotencyKey"] = header
         req = _validate(wire.LockCreateRequest, body)
-        require_write(key, req.storeId or None)
+        require(key, auth.RATES_WRITE, req.storeId or None)
         data, created = await rt.service.create_lock(req, key.id)
         resp = ok(data)
         resp.status_code = 201 if created else 200
@@ -159,31 +148,43 @@ def create_app(rt: Runtime) -> FastAPI:
     async def list_locks(
         key: Key, storeId: StoreQ = None, state: str | None = None
     ) -> JSONResponse:
-        require_read(key, storeId)
-        return ok(rt.service.locks(storeId or None, state))
+        store = read_scope(key, storeId or None)
+        require(key, auth.RATES_READ, store)
+        return ok(rt.service.locks(store, state))
 
     @app.get("/api/rates/locks/{lock_id}", tags=["locks"])
     async def show_lock(key: Key, lock_id: str) -> JSONResponse:
+        auth.require_some(key, auth.RATES_READ)
         data = rt.service.lock(lock_id)
-        require_read(key, data["storeId"])
+        require(key, auth.RATES_READ, data["storeId"])
         return ok(data)
 
     @app.post("/api/rates/locks/{lock_id}/consume", tags=["locks"])
     async def consume_lock(key: Key, lock_id: str) -> JSONResponse:
-        require_write(key, rt.service.lock(lock_id)["storeId"])
+        auth.require_some(key, auth.RATES_WRITE)
+        require(key, auth.RATES_WRITE, rt.service.lock(lock_id)["storeId"])
         return ok(await rt.service.consume_lock(lock_id, key.id))
 
     @app.post("/api/rates/locks/{lock_id}/release", tags=["locks"])
     async def release_lock(key: Key, lock_id: str) -> JSONResponse:
-        require_write(key, rt.service.lock(lock_id)["storeId"])
+        auth.require_some(key, auth.RATES_WRITE)
+        require(key, auth.RATES_WRITE, rt.service.lock(lock_id)["storeId"])
         return ok(await rt.service.release_lock(lock_id, key.id))
 
     @app.get("/api/rates/breaches", tags=["rates"])
     async def breaches(key: Key) -> JSONResponse:
-        return ok(rt.service.breaches())
+        """Every active breach; a store key sees its stores' and the global ones."""
+        auth.require_some(key, auth.RATES_READ)
+        data = rt.service.breaches()
+        if not key.allows(auth.RATES_READ_ALL):
+            data = [
+                b for b in data if b["storeId"] is None or key.allows(auth.RATES_READ, b["storeId"])
+            ]
+        return ok(data)
 
     @app.get("/api/rates/market", tags=["rates"])
     async def market(key: Key) -> JSONResponse:
+        require(key, auth.MARKET_READ)
         return ok(rt.service.market())
 
     @app.get("/api/audit", tags=["audit"])
@@ -200,15 +201,16 @@ def create_app(rt: Runtime) -> FastAPI:
         limit: int = 1000,
         order: str = "desc",
     ) -> JSONResponse:
-        """The audit trail, newest first; filters combine with AND."""
-        require_admin(key, "read the audit trail")
+        """The audit trail, newest first; filters combine with AND (``type`` may repeat or
+        list types with commas)."""
+        require(key, auth.AUDIT_READ)
         q = AuditQuery(
             since=_time_param("since", since),
             until=_time_param("until", until),
             store_id=storeId,
             pair=str(rt.engine.pair(pair)) if pair else None,
             actor=actor,
-            types=tuple(type or ()),
+            types=tuple(t for item in type or () for t in item.split(",") if t),
             after_seq=afterSeq,
             before_seq=beforeSeq,
             limit=limit,
@@ -219,13 +221,15 @@ def create_app(rt: Runtime) -> FastAPI:
     @app.get("/api/audit/verify", tags=["audit"])
     async def audit_verify(key: Key) -> JSONResponse:
         """Check the whole hash chain; ``ok`` false names the first bad record."""
-        require_admin(key, "verify the audit trail")
+        require(key, auth.AUDIT_READ)
         return ok(await rt.audit_verify())
 
     @app.get("/api/system/status", tags=["system"])
     async def status(key: Key) -> JSONResponse:
+        require(key, auth.STATUS_READ)
         return ok(rt.status())
 
+    http_keys.add_routes(app, rt)
     return app
 
 

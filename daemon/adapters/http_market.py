@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from daemon import auth
 from daemon.adapters.http_api import Key, _json_body, ok
-from daemon.auth import ADMIN, FEED, ApiKey
-from daemon.errors import Forbidden, InvalidRequest
+from daemon.auth import ApiKey, require
+from daemon.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 
 def require_feed(key: ApiKey) -> None:
-    if key.role not in (ADMIN, FEED):
-        raise Forbidden(f"key {key.id} ({key.role}) may not push market data; needs a feed key")
+    require(key, auth.MARKET_PUSH)
 
 
 def add_market_routes(app: FastAPI, rt: Runtime) -> None:
@@ -39,13 +39,13 @@ def add_market_routes(app: FastAPI, rt: Runtime) -> None:
     async def sources(key: Key) -> JSONResponse:
         """Per pair: status (live, stale, frozen), breaker, the sources used and each
         source's route health."""
+        require(key, auth.MARKET_READ)
         return ok(rt.service.source_health())
 
     @app.post("/api/rates/sources/{base}/{quote}/reset", tags=["market"])
     async def reset(key: Key, base: str, quote: str, request: Request) -> JSONResponse:
         """An operator closes a pair's circuit breaker (admin only; audited)."""
-        if key.role != ADMIN:
-            raise Forbidden(f"key {key.id} ({key.role}) may not reset a breaker; needs admin")
+        require(key, auth.MARKET_RESET)
         raw = await request.body()
         body = await _json_body(request) if raw.strip() else {}
         reason = body.get("reason") if isinstance(body, dict) else None

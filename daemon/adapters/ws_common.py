@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from daemon.auth import ApiKey, KeyRing, require_read
+from daemon.auth import (
+    RATES_READ_ALL,
+    STORE,
+    ApiKey,
+    KeyRing,
+    read_scope,
+    require_origin,
+    require_read,
+)
 from daemon.errors import Forbidden, InvalidRequest, Unauthorized
 from daemon.hub.session import CLIENT_TYPES
 
@@ -43,12 +51,20 @@ def handshake(
             "missing API key: send 'Authorization: Bearer <key>' or add ?token=<key> to the URL"
         )
     key = keys.verify(presented)
+    require_origin(key, headers.get("origin"))
     client_type = query.get("clientType", "dashboard")
     if client_type not in CLIENT_TYPES:
         raise InvalidRequest(
             f"clientType must be one of {', '.join(CLIENT_TYPES)}, got {client_type!r}"
         )
-    store_id = query.get("storeId") or None
+    store_id = read_scope(key, query.get("storeId") or None)
+    if store_id is None and key.role == STORE:
+        mine = ", ".join(sorted(key.stores))
+        raise Forbidden(
+            f"key {key.id} is a store key for several stores ({mine}) and may not read "
+            f"every store ('{RATES_READ_ALL}'): add storeId=<one of them> to the URL",
+            permission=RATES_READ_ALL,
+        )
     require_read(key, store_id)
     last_seq = None
     if "lastSeq" in query:

@@ -20,6 +20,8 @@ from daemon.hub.session import Frame, Session
 
 log = logging.getLogger("ratehub.hub")
 
+CLOSE_POLICY = 1008  # the key was revoked (or is no longer allowed)
+
 
 class Conn(Protocol):
     def writable(self) -> bool: ...
@@ -107,7 +109,25 @@ class HubPump:
         if self.debug:
             log.info("ws close #%d", sid)
 
+    def close_key(self, key_id: str, reason: str) -> int:
+        """Close every session of ``key_id`` now (1008): nothing more is queued or sent
+        to them. Returns how many were closed."""
+        closed = 0
+        for sid, conn in list(self.conns.items()):
+            session = self.hub.sessions.get(sid)
+            if session is not None and session.key_id == key_id:
+                session.closing = (CLOSE_POLICY, reason)
+                session.outbox.clear()
+                conn.close(CLOSE_POLICY, reason)
+                closed += 1
+        if closed:
+            log.info("closed %d WebSocket session(s) of key %s: %s", closed, key_id, reason)
+        return closed
+
     def receive(self, sid: int, text: str) -> None:
+        session = self.hub.sessions.get(sid)
+        if session is None or session.closing is not None:
+            return  # closing (a revoked key, a slow consumer): nothing more is handled
         if self.debug:
             log.info("ws recv #%d %s", sid, text[:200])
         self.hub.receive(sid, text, self.clock.time())

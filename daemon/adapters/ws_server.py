@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl as ssl_module
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from daemon.adapters.http_security import HEADERS, HSTS
 from daemon.adapters.ws_common import WS_PATH, Handshake, handshake
 from daemon.adapters.ws_pump import HubPump
 from daemon.auth import KeyRing
@@ -66,6 +68,7 @@ async def serve_hub(
     ping_timeout: float,
     send_buffer: int = 0,
     close_timeout: float = 2.0,
+    ssl: ssl_module.SSLContext | None = None,
 ) -> Server:
     accepted: dict[int, Handshake] = {}
 
@@ -80,6 +83,16 @@ async def serve_hub(
             return _deny(exc)
         accepted[id(connection)] = hs
         return None
+
+    def process_response(
+        connection: ServerConnection, request: Request, response: Response
+    ) -> Response:
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            for name, value in HEADERS:
+                response.headers[name.decode()] = value.decode()
+            if ssl is not None:
+                response.headers[HSTS[0].decode()] = HSTS[1].decode()
+        return response
 
     async def handler(connection: ServerConnection) -> None:
         hs = accepted.pop(id(connection))
@@ -106,6 +119,8 @@ async def serve_hub(
         host,
         port,
         process_request=process_request,
+        process_response=process_response,
+        ssl=ssl,
         max_size=max_size,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,

@@ -98,6 +98,7 @@ class ApiKeyRow(SQLModel, table=True):
     name: str
     role: str
     stores: str = ""  # comma-separated store ids for the store role
+    origins: str = ""  # comma-separated browser origins the key may be used from; empty: any
     salt: str
     hash: str
     created_us: int = Field(sa_type=BIG)
