@@ -90,7 +90,9 @@ async def test_create_list_revoke_and_the_audit_trail(api: httpx.AsyncClient) ->
         ({"name": "b", "role": "store", "stores": ["a,b"]}, "store ids are"),
         ({"name": "o", "role": "read-only", "origins": ["dash.example.com"]}, "not a browser"),
         ({"name": "o", "role": "read-only", "origins": ["https://x.io/path"]}, "no path"),
-        ({"name": "x", "role": "feed", "secret": "mine"}, "unknown field"),
+        ({"name": "x", "role": "feed", "secret": "m"}, "'secret' (accepted: name, role, stores"),
+        ({"name": "x"}, "role: Field required"),
+        ({"name": "x", "role": "feed", "stores": "s1"}, "stores: Input should be a valid list"),
     ],
 )
 async def test_bad_key_requests_say_what_to_change(

@@ -7,20 +7,22 @@ refuses the key from then on and closes its live WebSockets.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon import auth
 from daemon.adapters.http_security import authenticate
 from daemon.auth import ApiKey, require
+from daemon.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from daemon.runtime import Runtime
 
 Key = Annotated[ApiKey, Depends(authenticate)]
+M = TypeVar("M", bound=BaseModel)
 
 
 class KeyCreateRequest(BaseModel):
@@ -40,14 +42,28 @@ class KeyRevokeRequest(BaseModel):
     reason: str | None = Field(default=None, description="Why; kept in the audit trail.")
 
 
+def parse(model: type[M], body: Any) -> M:
+    """The body as ``model``, or InvalidRequest naming the field and, for an unknown one,
+    the fields this endpoint accepts."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        if err["type"] == "extra_forbidden":
+            accepted = ", ".join(model.model_fields)
+            raise InvalidRequest(f"unknown field {where!r} (accepted: {accepted})") from None
+        raise InvalidRequest(f"{where}: {err['msg']}") from None
+
+
 def add_routes(app: FastAPI, rt: Runtime) -> None:
-    from daemon.adapters.http_api import _json_body, _validate, ok
+    from daemon.adapters.http_api import _json_body, ok
 
     @app.post("/api/keys", tags=["keys"], status_code=201)
     async def create_key(key: Key, request: Request) -> JSONResponse:
         """A new key; the reply's ``secret`` is shown this once and never again."""
         require(key, auth.KEYS_MANAGE)
-        req = _validate(KeyCreateRequest, await _json_body(request))
+        req = parse(KeyCreateRequest, await _json_body(request))
         spec = auth.key_spec(req.name, req.role, req.stores, req.origins)
         resp = ok(await rt.key_service.create(spec, key.id))
         resp.status_code = 201
@@ -64,5 +80,5 @@ def add_routes(app: FastAPI, rt: Runtime) -> None:
         """Refuse the key from now on and close its WebSockets (1008)."""
         require(key, auth.KEYS_MANAGE)
         raw = await request.body()
-        req = _validate(KeyRevokeRequest, await _json_body(request)) if raw.strip() else None
+        req = parse(KeyRevokeRequest, await _json_body(request)) if raw.strip() else None
         return ok(await rt.key_service.revoke(key_id, key.id, req.reason if req else None))
