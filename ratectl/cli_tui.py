@@ -47,5 +47,6 @@ def tui(
             timeout=s.timeout.value,
             store=s.store.value,
             read_only=read_only,
+            freeze_gc=True,
         )
     )

@@ -287,3 +287,26 @@ def test_lock_as_a_process_never_imports_textual(daemon: DaemonProcess, tmp_path
     assert "\x1b[" not in used.stdout  # piped: no colour
     again = run("lock", "consume", lock_id)
     assert again.returncode == 5 and "Traceback" not in again.stderr
+
+
+def test_the_readme_lock_commands() -> None:
+    """README "ratectl lock", line by line (ID from the create)."""
+    made = ok(
+        "lock",
+        "create",
+        "USD/CAD",
+        "--ttl",
+        "5m",
+        "--store",
+        "store123",
+        "--reference",
+        "Customer transaction #TX123",
+    )
+    lock_id = made.stdout.splitlines()[1].split()[0]
+    active = ok("lock", "list", "--store", "store123", "--state", "active").stdout
+    assert lock_id in active and "Customer transaction #TX123" in active
+    assert lock_id in ok("lock", "show", lock_id).stdout
+    assert ok("lock", "consume", lock_id).stderr.strip() == f"lock {lock_id} consumed"
+    assert ctl("lock", "consume", lock_id).exit_code == 5  # used once
+    other = create("store123")
+    assert ok("lock", "release", str(other["lockId"])).stderr.strip().endswith("released")

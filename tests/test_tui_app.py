@@ -30,8 +30,7 @@ def app_(**kw: Any) -> RatehubApp:
 
 
 def rows(app: RatehubApp) -> list[list[str]]:
-    table = app.query_one(RatesTable)
-    return [[c.plain for c in table.get_row_at(i)] for i in range(table.row_count)]
+    return app.query_one(RatesTable).rows_text()
 
 
 def footer_keys(app: RatehubApp) -> set[str]:
@@ -121,6 +120,20 @@ async def test_selecting_a_pair_shows_its_history() -> None:
         await feed(pilot, [rate("USD/CAD", 1.3701, 1.3301, 1.3501, override="s1")])
         assert history.mids == (1.35, 1.3501)
         assert history.title().plain == "USD/CAD  last 1.3501  low 1.35  high 1.3501  2 ticks"
+
+
+async def test_keys_and_clicks_move_the_selection() -> None:
+    app = app_()
+    async with app.run_test(size=SIZE) as pilot:
+        await feed(pilot, FROZEN)
+        await pilot.press("end")
+        assert app.selected == "USD/CAD"
+        await pilot.press("home", "down")
+        assert app.selected == "ETH/CAD"
+        await pilot.click(RatesTable, offset=(2, 3))  # the third row, under the header
+        assert app.selected == "EUR/CAD"
+        await pilot.press("pagedown")
+        assert app.selected == "USD/CAD"
 
 
 async def test_age_ticks_without_updates() -> None:

@@ -1,16 +1,24 @@
 """``ratectl tui`` against a real daemon: it connects and measures latency, the override
 and lock dialogs change the daemon (and show its refusals without closing), a read-only
 key turns the dashboard read-only, and it reconnects and resumes across a restart of a
-``ratehubd`` process on the same state directory and port."""
+``ratehubd`` process on the same state directory and port; and ``ratectl tui`` as a real
+process in a pseudo-terminal."""
 
 from __future__ import annotations
 
+import os
+import re
+import select
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from textual.widgets import Input
 
 from daemon.auth import READ_ONLY, new_key
@@ -21,7 +29,7 @@ from ratectl.tui.lock_screen import LockScreen
 from ratectl.tui.options import TuiOptions
 from ratectl.tui.override_screen import OverrideScreen
 from ratectl.tui.status_bar import StatusBar
-from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon
+from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon, timeout
 from tests.tui_support import until
 
 PAIRS = {"USD/CAD", "EUR/CAD", "GBP/CAD", "BTC/CAD", "ETH/CAD"}
@@ -173,3 +181,94 @@ async def test_reconnects_and_resumes_across_a_daemon_restart(tmp_path: Path) ->
             d.stop()
             if d.proc.stdout:
                 d.proc.stdout.close()
+
+
+# -- as a user runs it: a real process in a terminal ------------------------------------------
+
+
+class Terminal:
+    """A pseudo-terminal of 80x24 running a command; the screen's text as it is written."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.output = b""
+
+    @property
+    def text(self) -> str:
+        return re.sub(rb"\x1b(\[[0-9;?<>=]*[a-zA-Z~]|[()][0-9A-Z])", b"", self.output).decode(
+            "utf-8", "replace"
+        )
+
+    def read(self, wait: float) -> None:
+        if select.select([self.master], [], [], wait)[0]:
+            try:
+                self.output += os.read(self.master, 65536)
+            except OSError:  # the child closed the terminal
+                time.sleep(wait)
+
+    def until(self, text: str, limit: float = 15) -> None:
+        deadline = time.monotonic() + timeout(limit)
+        while text not in self.text:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not on screen within {timeout(limit)} s")
+            self.read(0.1)
+
+    def press(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def exit_code(self, limit: float = 15) -> int | None:
+        deadline = time.monotonic() + timeout(limit)
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self.read(0.1)  # keep draining: a full terminal would block the child's exit
+        return self.proc.poll()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_ratectl_tui_in_a_terminal(daemon_proc: DaemonProcess, read_only: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RATECTL_", "RATEHUB_"))}
+    env.update(RATECTL_URL=daemon_proc.url, RATECTL_TOKEN=ADMIN_KEY, TERM="xterm-256color")
+    argv = [sys.executable, "-m", "ratectl", "tui", "--store", "store123"]
+    term = Terminal(argv + (["--read-only"] if read_only else []), env)
+    try:
+        term.until("USD/CAD")
+        term.until("● connected")
+        term.until("? Help")  # the footer
+        footer = term.text.rsplit("q Quit", 1)[1].split("\n", 1)[0]
+        assert ("o Override" in footer) is not read_only
+        assert ("l Lock" in footer) is not read_only
+        assert ("READ-ONLY" in term.text) is read_only
+        term.press(b"?")
+        term.until("what a customer pays")
+        term.press(b"q")  # closes the help
+        time.sleep(0.3)
+        term.press(b"q")  # quits
+        assert term.exit_code() == 0
+    finally:
+        term.close()
+
+
+def test_ratectl_tui_needs_a_terminal() -> None:
+    from typer.testing import CliRunner
+
+    from ratectl.cli import app
+
+    result = CliRunner().invoke(app, ["tui"])
+    assert result.exit_code == 2
+    assert "ratectl tui needs a terminal" in result.stderr
+    assert "ratectl rates -w" in result.stderr

@@ -35,6 +35,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (  # key, header, width: 80 columns 
 )
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 AGE = COLUMN_KEYS.index("age")  # the one column that moves with time alone
+MID_WIDTH = COLUMNS[COLUMN_KEYS.index("mid")][2]
 
 
 @dataclass(slots=True)
@@ -164,10 +165,11 @@ def age(now_ms: int, ts_ms: int) -> str:
 
 
 def _mid(row: PairRow) -> str:
-    """The mid with one digit more than the tick (it sits between two ticks)."""
+    """The mid with one digit more than the tick (it sits between two ticks), if it fits."""
     if row.tick is None:
         return format(row.mid.normalize(), "f")
-    return on_tick(row.mid, row.tick / 10)
+    finer = on_tick(row.mid, row.tick / 10)
+    return finer if len(finer) <= MID_WIDTH else on_tick(row.mid, row.tick)
 
 
 def _change(row: PairRow) -> Text:

@@ -29,8 +29,10 @@ class TuiOptions:
     flush_interval: float = 0.05  # apply batched rate updates at most this often
     ping_interval: float = 2.0  # latency probe on the hub connection
     history: int = 120  # mids kept per pair for the sparkline
+    history_interval: float = 0.25  # the sparkline redraws at most this often
     log_lines: int = 500
     delays: Callable[[], Iterator[float]] = field(default=backoff)
+    freeze_gc: bool = False  # ratectl tui: the process is the app's (see RatehubApp.on_mount)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Label, Sparkline
+from textual.widgets import Sparkline
 
 from ratectl.render import num
 
@@ -24,8 +24,8 @@ class PairHistory(Widget):
         height: 4;
         padding: 0 1;
     }
-    PairHistory > Label {
-        width: 1fr;
+    PairHistory > .title {
+        height: 1;
     }
     PairHistory > Sparkline {
         height: 3;
@@ -36,7 +36,7 @@ class PairHistory(Widget):
     mids: reactive[tuple[float, ...]] = reactive(())
 
     def compose(self) -> ComposeResult:
-        self.label = Label(id="history-title")
+        self.label = Line(classes="title")
         self.line = Sparkline([], id="history-line")
         yield self.label
         yield self.line
@@ -51,7 +51,7 @@ class PairHistory(Widget):
         if not self.is_mounted:
             return
         self.line.data = list(self.mids)
-        self.label.update(self.title())
+        self.label.text = self.title()
 
     def title(self) -> Text:
         if self.pair is None:
@@ -65,6 +65,15 @@ class PairHistory(Widget):
             (f"  low {_n(low)}  high {_n(high)}", "dim"),
             (f"  {len(self.mids)} tick{'s' if len(self.mids) != 1 else ''}", "dim"),
         )
+
+
+class Line(Widget):
+    """One line of text that repaints when ``text`` changes (no layout)."""
+
+    text: reactive[Text] = reactive(Text)
+
+    def render(self) -> Text:
+        return self.text
 
 
 def _n(value: float) -> str:
