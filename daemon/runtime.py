@@ -182,11 +182,16 @@ class Runtime:
         self._start_sources()
         self._spawn(self._every(1.0, self.service.expire_due), "expiry")
         self._spawn(self._every(1.0, self.service.expire_locks), "lock-expiry")
-        self._spawn(self._every(1.0, self.service.check_thresholds), "thresholds")
+        self._spawn(self._every(1.0, self._check_thresholds), "thresholds")
         self._spawn(self._every(5.0, self.service.save_market), "market-save")
         self._spawn(self._every(cfg.hub.status_interval_s, self._publish_status), "status")
         self._spawn(self._every(1.0, self._sample_rates), "rates-sampler")
         self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
+
+    async def _check_thresholds(self) -> None:
+        """Breaches are announced once per fleet: only the leading node checks."""
+        if self.fleet is None or await self.fleet.leads():
+            await self.service.check_thresholds()
 
     def _book_config(self) -> BookConfig:
         """The source book's config; the simulated feed stays fresh for three of its own

@@ -357,3 +357,33 @@ async def test_a_fleet_node_exports_its_backplane_metrics(fleet: Fleet) -> None:
     assert "ratehub_backplane_connected 1.0" in text
     assert "ratehub_backplane_received_total 1.0" in text
     assert f"ratehub_event_seq_delivered {float(a.hub.seq)}" in text
+
+
+async def test_one_node_leads_the_fleet_wide_jobs_and_another_takes_over(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    assert a.fleet is not None and b.fleet is not None
+    deadline = time.monotonic() + timeout(5)
+    while not (await a.fleet.leads() or await b.fleet.leads()):
+        assert time.monotonic() < deadline, "no node leads"
+        await asyncio.sleep(0.05)
+    leader, other = (a, b) if await a.fleet.leads() else (b, a)
+    assert other.fleet is not None and not await other.fleet.leads()
+    await leader.stop()
+    assert await other.fleet.leads()
+
+
+async def test_a_breach_is_announced_once_per_fleet(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    await set_rate(a, 1.42, 1.38)  # mid 1.40: past warn_deviation (3 %) from ~1.35
+    assert b.fleet is not None  # both nodes know the override; one checks thresholds
+    deadline = time.monotonic() + timeout(10)
+
+    async def breaches() -> int:
+        events = await asyncio.to_thread(a.store.events_after, 0)
+        return [e.type for e in events].count("rate_threshold_breach")
+
+    while await breaches() == 0:
+        assert time.monotonic() < deadline, "no breach was announced"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2.5)  # every node's threshold loop has run twice more
+    assert await breaches() == 1

@@ -28,6 +28,8 @@ import socket
 import time
 from typing import Any
 
+from sqlalchemy import Connection, text
+
 from daemon import wire
 from daemon.adapters.redis_backplane import RedisBackplane
 from daemon.engine.engine import RateEngine
@@ -53,6 +55,7 @@ LOCK_EVENTS = frozenset(
     }
 )
 MAX_FILL = 10_000  # seqs read from the log at once
+LEADER_LOCK = 0x7261_7465_6C65_6164  # pg advisory lock held by the node that runs fleet-wide jobs
 
 Key = tuple[str, str | None]
 
@@ -95,6 +98,7 @@ class FleetNode:
         self._kick = asyncio.Event()
         self._poll_now = True
         self._db_errors: set[str] = set()
+        self._leader: Connection | None = None
         self.polls = 0
         self.synced = 0  # other nodes' changes brought into this engine
         backplane.subscribe(self._on_message)
@@ -121,6 +125,55 @@ class FleetNode:
 
     async def stop(self) -> None:
         await self.backplane.stop()
+        await asyncio.to_thread(self._resign)
+
+    # -- fleet-wide jobs --------------------------------------------------------------------
+
+    async def leads(self) -> bool:
+        """Whether this node runs the jobs the fleet needs done once, not once per node
+        (threshold checks: else every node would announce and audit each breach). The
+        leader holds a PostgreSQL advisory lock on a connection of its own; when that
+        connection or the node dies, the lock goes and the next node to ask takes over."""
+        return await asyncio.to_thread(self._lead)
+
+    def _lead(self) -> bool:
+        try:
+            if self._leader is not None:
+                self._leader.execute(text("SELECT 1"))
+                self._leader.commit()
+                return True
+            conn = self.store.engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
+            held = bool(got.scalar())
+            conn.commit()  # the session-level lock outlives the transaction
+            if not held:
+                conn.close()
+                return False
+            self._leader = conn
+            log.info("fleet: node %s runs the fleet-wide jobs (threshold checks)", self.node_id)
+            return True
+        except Exception as exc:
+            if self._leader is not None:
+                log.warning("fleet: node %s lost the fleet-wide jobs (%s)", self.node_id, exc)
+                with contextlib.suppress(Exception):
+                    self._leader.invalidate()  # never back into the pool holding the lock
+                    self._leader.close()
+                self._leader = None
+            return False
+
+    def _resign(self) -> None:
+        conn, self._leader = self._leader, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                conn.commit()
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+
+    @property
+    def node_id(self) -> str:
+        return self.backplane.node_id
 
     def catch_up(self) -> None:
         """Check the database for events no message announced, now (Redis reconnected)."""
