@@ -14,7 +14,9 @@ once. This adapter does the sequencer's I/O:
   them. A change this node made itself to the same key later wins: the engine is
   never moved back to an older state.
 
-Market data stays per node: each node runs its own feed (see the README's Scale-out).
+It also elects the node that runs the jobs the fleet needs done once (``leads``: a
+PostgreSQL advisory lock). Market data stays per node: each node runs its own feed
+(see the README's Scale-out).
 """
 
 from __future__ import annotations
