@@ -97,6 +97,34 @@ async def test_override_dialog_sets_an_override_and_shows_refusals_in_place(
         assert str(app.board.rows["USD/CAD"].buy) == "1.37"
 
 
+async def test_switching_store_follows_the_other_channel(runtime: Any) -> None:
+    from daemon import wire
+
+    req = wire.SetRateRequest(
+        currencyPair="USD/CAD", buyRate=1.37, sellRate=1.33, storeId="tui-b", reason="b only"
+    )
+    await runtime.service.set_override(req, "tester")
+    app = live(url_of(runtime), store="tui-a")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: set(app.board.rows) == PAIRS)
+        assert app.board.rows["USD/CAD"].override is None  # store b's override is not a's
+        await pilot.press("s")
+        await fill(pilot, store="tui-b")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.board.rows.get("USD/CAD") is not None)
+        await until(pilot, lambda: app.board.rows["USD/CAD"].override == "store")
+        assert str(app.board.rows["USD/CAD"].buy) == "1.37"
+        assert "store: tui-b" in app.query_one(StatusBar).render().plain
+        await runtime.service.set_override(
+            wire.SetRateRequest(
+                currencyPair="EUR/CAD", buyRate=1.52, sellRate=1.47, storeId="tui-a"
+            ),
+            "tester",
+        )
+        await pilot.pause(0.3)
+        assert "EUR/CAD @tui-a" not in log(app)  # store a's events stay on a's channel
+
+
 async def test_lock_dialog_creates_a_lock(runtime: Any) -> None:
     app = live(url_of(runtime), store="tui-lock")
     async with app.run_test(size=(80, 24)) as pilot:

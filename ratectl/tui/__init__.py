@@ -3,7 +3,7 @@
 Imported only by the ``tui`` command: nothing else in ratectl imports Textual.
 Modules, one widget each: :mod:`.app` (the app), :mod:`.hub_link` (the hub, followed in
 a worker), :mod:`.rates_table`, :mod:`.pair_history`, :mod:`.event_log`,
-:mod:`.status_bar`, :mod:`.filter_bar`, and the dialogs :mod:`.form_screen`,
+:mod:`.status_bar`, :mod:`.filter_bar`, :mod:`.text_line`, and the dialogs :mod:`.form_screen`,
 :mod:`.override_screen`, :mod:`.lock_screen`, :mod:`.store_screen`, :mod:`.help_screen`.
 Pure parts, tested without a terminal: :mod:`.board` (the pairs' state and cells),
 :mod:`.forms` (checking dialog input), :mod:`.events` (event log lines).

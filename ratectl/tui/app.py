@@ -56,6 +56,7 @@ class RatehubApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "ratehub"
+    ENABLE_COMMAND_PALETTE = False  # every action has its key, listed in the footer and on ?
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("slash", "filter", "Filter"),

@@ -1,6 +1,8 @@
 """PairHistory: the selected pair's recent mids as a sparkline, with its range.
 
-Attributes down: the app sets ``pair`` and ``mids`` (oldest first) after each batch.
+Attributes down: the app sets ``pair`` and ``mids`` (oldest first), at most every
+``history_interval``. Both lines only repaint: nothing here changes size, so an update
+never costs a layout of the screen.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Sparkline
 
 from ratectl.render import num
+from ratectl.tui.text_line import TextLine
 
 
 class PairHistory(Widget):
@@ -24,9 +27,6 @@ class PairHistory(Widget):
         height: 4;
         padding: 0 1;
     }
-    PairHistory > .title {
-        height: 1;
-    }
     PairHistory > Sparkline {
         height: 3;
     }
@@ -36,7 +36,7 @@ class PairHistory(Widget):
     mids: reactive[tuple[float, ...]] = reactive(())
 
     def compose(self) -> ComposeResult:
-        self.label = Line(classes="title")
+        self.label = TextLine(classes="title")
         self.line = Sparkline([], id="history-line")
         yield self.label
         yield self.line
@@ -65,15 +65,6 @@ class PairHistory(Widget):
             (f"  low {_n(low)}  high {_n(high)}", "dim"),
             (f"  {len(self.mids)} tick{'s' if len(self.mids) != 1 else ''}", "dim"),
         )
-
-
-class Line(Widget):
-    """One line of text that repaints when ``text`` changes (no layout)."""
-
-    text: reactive[Text] = reactive(Text)
-
-    def render(self) -> Text:
-        return self.text
 
 
 def _n(value: float) -> str:
