@@ -234,7 +234,7 @@ class RatehubApp(App[None]):
     def on_hub_link_status(self, message: HubLink.Status) -> None:
         status = self.status_bar
         status.state, status.detail = message.state, message.detail
-        if message.state == "refused":
+        if message.state in ("refused", "failed"):
             self.note(f"stopped following the hub: {message.detail}")
 
     def on_hub_link_latency(self, message: HubLink.Latency) -> None:

@@ -211,6 +211,8 @@ class FormScreen(ModalScreen[Any]):
             result = self.submit(body)
         except CtlError as exc:
             self.post_message(self.Failed(exc))
+        except Exception as exc:  # a bug: show it here rather than stay "Sending..."
+            self.post_message(self.Failed(CtlError(f"internal error: {type(exc).__name__}: {exc}")))
         else:
             self.post_message(self.Succeeded(result))
 

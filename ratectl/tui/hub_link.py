@@ -68,7 +68,7 @@ class HubLink(Widget):
             self.text = text
 
     class Status(Message):
-        """connecting, connected, reconnecting, unreachable or refused (and why)."""
+        """connecting, connected, reconnecting, unreachable, refused or failed (and why)."""
 
         def __init__(self, state: str, detail: str = "") -> None:
             super().__init__()
@@ -125,6 +125,9 @@ class HubLink(Widget):
             except CtlError as exc:  # the key was refused, or the hub said no: retry cannot help
                 self.post_message(self.Status("refused", exc.message))
                 return
+            except Exception as exc:  # a bug: say so on screen rather than go quiet
+                self.post_message(self.Status("failed", f"{type(exc).__name__}: {exc}"))
+                return
 
     def _received(self, store: str | None, msg: dict[str, Any]) -> bool:
         type_, data = msg.get("type"), msg.get("data")
@@ -146,7 +149,9 @@ class HubLink(Widget):
 
     def _opened(self, ws: Any) -> None:
         self.post_message(self.Status("connected", self.options.url))
-        self.run_worker(self._ping(ws, self._generation), group="ping", exclusive=True)
+        self.run_worker(
+            self._ping(ws, self._generation), group="ping", exclusive=True, exit_on_error=False
+        )
 
     async def _ping(self, ws: Any, generation: int) -> None:
         """Probe the round trip until the connection closes; then say it is gone."""

@@ -18,6 +18,7 @@ STATE_STYLE = {
     "reconnecting": "bold yellow",
     "unreachable": "bold red",
     "refused": "bold red",
+    "failed": "bold red",
     "offline": "dim",
 }
 
@@ -64,7 +65,7 @@ class StatusBar(Widget):
             text.append("  READ-ONLY", style="bold reverse blue")
         if self.filter_text:
             text.append(f"  filter: {self.filter_text}", style="italic")
-        if self.detail and self.state in ("unreachable", "refused"):
+        if self.detail and self.state in ("unreachable", "refused", "failed"):
             text.append(f"  {self.detail}", style="red")
         return text
 
