@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def test_ci_script_runs_the_full_suite_against_a_real_daemon(tmp_path: Path) -> 
         if not k.startswith(("RATECTL_", "RATEHUB_")) and k != "API_SECRET_KEY"
     }
     env["VALIDATE_OUT"] = str(tmp_path / "out")
+    env["RATEHUB_PYTHON"] = sys.executable
     done = subprocess.run(
         ["bash", str(ROOT / ".ci" / "validate"), "-o", "json"],
         env=env,

@@ -107,11 +107,12 @@ class RateEngine:
         return out
 
     def is_stale(self, pair: Pair, now: datetime) -> bool:
-        """No fresh market data, or the pair's breaker is open (rates frozen)."""
+        """Older than the pair's own budget (``staleness_s``), no healthy source left in
+        the source book, or the pair's breaker is open (rates frozen)."""
+        if self.market.is_stale(pair, now):
+            return True
         agg = self.sources.mid(pair, now)
-        if agg is not None:
-            return agg.stale or agg.frozen
-        return self.market.is_stale(pair, now)
+        return agg is not None and (agg.stale or agg.frozen)
 
     # -- rates --------------------------------------------------------------------------
 
@@ -192,11 +193,9 @@ class RateEngine:
         """Why ``pair`` may not be locked now, or None."""
         if self.market.quote(pair) is None:
             return "no market data yet"
-        if self.sources.mid(pair, now) is not None:
-            return self.sources.refusal(pair, now)
         if self.market.is_stale(pair, now):
             return "market data is stale; rates are frozen until the feed recovers"
-        return None
+        return self.sources.refusal(pair, now)
 
     def plan_lock(
         self, req: LockRequest, *, lock_id: str, author: str, now: datetime
