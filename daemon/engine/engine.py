@@ -195,6 +195,8 @@ class RateEngine:
             return "no market data yet"
         if self.market.is_stale(pair, now):
             return "market data is stale; rates are frozen until the feed recovers"
+        if self.sources.mid(pair, now) is None:
+            return None  # priced by direct ticks only (tools, tests): nothing more to ask
         return self.sources.refusal(pair, now)
 
     def plan_lock(
