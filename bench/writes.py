@@ -120,9 +120,16 @@ async def http_mode(seconds: float, concurrency: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "API_SECRET_KEY": KEY, "WEBSOCKET_PORT": "-1"}
+        config = Path(tmp) / "bench.toml"
+        config.write_text("[security]\nrequests_per_second = 0\n")  # measure, not throttle
         cmd = ["taskset", "-c", "0", sys.executable, "-m", "daemon.cli", "--port", "0"]
+        cmd += ["--config", str(config)]
         proc = subprocess.Popen(
-            cmd + ["--state-dir", tmp], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT
+            cmd + ["--state-dir", str(Path(tmp) / "state")],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         assert proc.stdout is not None
         port = None
