@@ -134,6 +134,24 @@ class OverridesConfig(_Section):
     max_lifetime_s: int = _f(7 * 86400, "Longest lifetime an override may ask for.", ge=1)
     require_reason: bool = _f(False, "Stricter policy: refuse overrides without a reason.")
     require_store: bool = _f(False, "Stricter policy: refuse global overrides (no storeId).")
+    deviation_action: Literal["reject", "warn"] = _f(
+        "reject",
+        "An override beyond a pair's max_override_deviation: reject it, or warn (accept it and "
+        "report an override_deviation breach).",
+    )
+
+
+class StoreSpreads(_Section):
+    spread: Decimal | None = _f(None, "This store's spread for every pair; unset: each pair's.")
+    pairs: dict[str, Decimal] = _f({}, 'Spread per pair at this store, e.g. "USD/CAD" = "0.03".')
+
+    @field_validator("pairs")
+    @classmethod
+    def _pair_names(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        try:
+            return {str(parse_pair(name)): spread for name, spread in v.items()}
+        except UnknownPair as exc:
+            raise ValueError(exc.message) from None
 
 
 class AuditConfig(_Section):
@@ -218,6 +236,12 @@ class PairConfig(_Section):
         Decimal("0.02"), "Breach: the market moved more than this within jump_window_s."
     )
     jump_window_s: float = _f(60.0, "Window for the market-jump breach.", gt=0)
+    buy_share: Decimal = _f(
+        Decimal("0.5"),
+        "Share of the spread above the mid (buy side); 0.5 is symmetric.",
+        gt=0,
+        lt=1,
+    )
 
 
 def _default_pairs() -> dict[str, PairConfig]:
@@ -263,6 +287,9 @@ class Config(_Section):
     overrides: OverridesConfig = OverridesConfig()
     audit: AuditConfig = AuditConfig()
     sources: SourcesSettings = SourcesSettings()
+    stores: dict[str, StoreSpreads] = _f(
+        {}, "Spreads per store: DEFAULT_SPREAD, then the pair's, then the store's."
+    )
     store: StoreConfig = StoreConfig()
     backplane: BackplaneConfig = BackplaneConfig()
     pairs: dict[str, PairConfig] = Field(default_factory=_default_pairs)
@@ -304,8 +331,18 @@ class Config(_Section):
                 max_jump=pc.max_jump,
                 staleness_seconds=pc.staleness_s,
                 max_lock_seconds=pc.max_lock_s,
+                buy_share=pc.buy_share,
                 kind=pc.kind,
             )
+        return out
+
+    def store_spreads(self) -> dict[str, dict[Pair | None, Decimal]]:
+        out: dict[str, dict[Pair | None, Decimal]] = {}
+        for store, sc in self.stores.items():
+            spreads: dict[Pair | None, Decimal] = {parse_pair(p): v for p, v in sc.pairs.items()}
+            if sc.spread is not None:
+                spreads[None] = sc.spread
+            out[store] = spreads
         return out
 
     def threshold_policies(self) -> dict[Pair, ThresholdPolicy]:
@@ -325,6 +362,7 @@ class Config(_Section):
             max_lifetime_seconds=o.max_lifetime_s,
             require_reason=o.require_reason,
             require_store=o.require_store,
+            deviation_action=o.deviation_action,
         )
 
     @property
@@ -521,6 +559,16 @@ def _cross_check(cfg: Config) -> list[tuple[tuple[str | int, ...], str]]:
             out.append((("pairs", name, "spread"), f"{pc.spread} is outside {bounds}"))
         if pc.tick >= pc.start:
             out.append((("pairs", name, "tick"), f"{pc.tick} must be below start {pc.start}"))
+    for store, sc in cfg.stores.items():
+        for where, spread in [
+            ("spread", sc.spread),
+            *((f"pairs.{p}", v) for p, v in sc.pairs.items()),
+        ]:
+            if spread is not None and not eng.min_spread <= spread <= eng.max_spread:
+                out.append((("stores", store, where), f"{spread} is outside {bounds}"))
+        for p in sc.pairs:
+            if p not in cfg.pairs:
+                out.append((("stores", store, "pairs"), f"{p} is not a configured pair"))
     if cfg.server.tls_key_file and not cfg.server.tls_cert_file:
         out.append((("server", "tls_key_file"), "is set but server.tls_cert_file is not"))
     if cfg.backplane.url and not cfg.store.url.startswith("postgresql"):

@@ -76,6 +76,15 @@ def generate(config: Config | None = None) -> str:
     ):
         out.extend(_section(name, getattr(cfg, name)))
         out.append("")
+    out += [
+        "# Spreads per store (none by default): DEFAULT_SPREAD, then the pair's, then the",
+        "# store's for every pair, then the store's for one pair. For example:",
+        '# [stores."store123"]',
+        '# spread = "0.025"',
+        '# [stores."store123".pairs]',
+        '# "USD/CAD" = "0.03"',
+        "",
+    ]
     out.append("# One table per currency pair; a pair not listed here is not served.")
     for pair, pc in cfg.pairs.items():
         out.extend(_section(f'pairs."{pair}"', pc))

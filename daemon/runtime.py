@@ -121,6 +121,7 @@ class Runtime:
             cfg.override_policy(),
             cfg.threshold_policies(),
             self._book_config(),
+            cfg.store_spreads(),
         )
         hwm, events, overrides, versions, quotes = await asyncio.to_thread(self._load_state)
         since = self.clock.now() - timedelta(days=1)
@@ -542,6 +543,7 @@ class Runtime:
             self.engine.policies.update(policies)
             self.engine.thresholds.policies.update(new.threshold_policies())
         self.engine.override_policy = new.override_policy()
+        self.engine.store_spreads = new.store_spreads()
         self.pump.max_per_key = new.hub.max_connections_per_key
         self.pump.max_per_store = new.hub.max_connections_per_store
         self.hub.configure_limits(new.hub.messages_per_second, new.hub.message_burst)

@@ -47,12 +47,15 @@ class RateEngine:
         override_policy: OverridePolicy,
         thresholds: dict[Pair, ThresholdPolicy] | None = None,
         sources: BookConfig | None = None,
+        store_spreads: dict[str, dict[Pair | None, Decimal]] | None = None,
     ) -> None:
         self.policies = policies
         self.override_policy = override_policy
         self.market = MarketBook(policies)
         self.overrides = OverrideBook()
         self.locks = LockBook()
+        # Per store: a spread for every pair (key None) and per pair; beats the pair's own.
+        self.store_spreads = store_spreads or {}
         # Market data from several sources: aggregation, staleness and breakers.
         self.sources = SourceBook(policies, sources or BookConfig())
         self.legs: dict[Pair, tuple[str, ...]] = {}
@@ -127,9 +130,15 @@ class RateEngine:
             override,
             store_id,
             now,
+            spread=self.spread_for(pair, store_id),
             stale=self.is_stale(pair, now),
             legs=self.legs.get(pair, ()),
         )
+
+    def spread_for(self, pair: Pair, store_id: str | None) -> Decimal:
+        """DEFAULT_SPREAD, then the pair's, then the store's, then the store's for the pair."""
+        store = self.store_spreads.get(store_id or "", {})
+        return store.get(pair) or store.get(None) or self.policies[pair].spread
 
     def rates(
         self, store_id: str | None, now: datetime, pairs: list[Pair] | None = None

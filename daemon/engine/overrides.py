@@ -145,7 +145,7 @@ class OverrideBook:
             raise InvalidRequest("storeId is required by policy (overrides.require_store)")
         if policy.require_reason and not (req.reason and req.reason.strip()):
             raise InvalidRequest("reason is required by policy (overrides.require_reason)")
-        if req.buy is not None and market is not None:
+        if req.buy is not None and market is not None and policy.deviation_action == "reject":
             _check_deviation(req, pair_policy, market)
         current = self.version(req.pair, req.store_id)
         if req.expected_version is not None and req.expected_version != current:

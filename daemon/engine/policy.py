@@ -26,6 +26,8 @@ class PairPolicy:
     staleness_seconds: float
     max_lock_seconds: int
     kind: str = "fiat"
+    # Share of the spread above the mid (buy side); 0.5 is symmetric.
+    buy_share: Decimal = Decimal("0.5")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,3 +36,6 @@ class OverridePolicy:
     max_lifetime_seconds: int
     require_reason: bool = False
     require_store: bool = False
+    # An override beyond max_override_deviation: "reject" it, or "warn" (accept it; the
+    # override_deviation threshold reports the breach).
+    deviation_action: str = "reject"

@@ -12,18 +12,23 @@ from datetime import datetime
 from decimal import Decimal
 
 from daemon.engine.model import MarketQuote, Override, StoreRate
-from daemon.engine.money import TWO, ZERO, mid_of, round_down, round_up, spread_of
+from daemon.engine.money import ZERO, mid_of, round_down, round_up, spread_of
 from daemon.engine.policy import PairPolicy
 from daemon.errors import InvalidRates
 
+HALF = Decimal("0.5")
 INVARIANT = "sellRate < mid < buyRate (buyRate is what a customer pays, sellRate what they receive)"
 
 
-def quote_from_mid(mid: Decimal, spread: Decimal, tick: Decimal) -> tuple[Decimal, Decimal]:
-    """Buy and sell around ``mid`` with the relative total ``spread``, rounded outward."""
-    half = mid * spread / TWO
-    buy = round_up(mid + half, tick)
-    sell = round_down(mid - half, tick)
+def quote_from_mid(
+    mid: Decimal, spread: Decimal, tick: Decimal, buy_share: Decimal = HALF
+) -> tuple[Decimal, Decimal]:
+    """Buy and sell around ``mid`` with the relative total ``spread``, rounded outward.
+    ``buy_share`` of the spread goes above the mid (0.5: symmetric; 0.6: the buy side
+    carries 60 % of it)."""
+    width = mid * spread
+    buy = round_up(mid + width * buy_share, tick)
+    sell = round_down(mid - width * (1 - buy_share), tick)
     if sell <= ZERO:
         raise InvalidRates(f"spread {spread} is too wide for mid {mid}: sellRate would be <= 0")
     if buy == sell:  # zero spread at an exact tick: widen by one tick each side
@@ -64,7 +69,7 @@ def price(
         if override is not None and override.spread is not None:
             applied = override.spread
         mid = market.mid
-        buy, sell = quote_from_mid(mid, applied, policy.tick)
+        buy, sell = quote_from_mid(mid, applied, policy.tick, policy.buy_share)
         source = override.source if override is not None else "+".join(market.sources)
     return StoreRate(
         pair=policy.pair,
