@@ -58,6 +58,7 @@ BATCH = 10_000
 _T = AuditRow.__table__  # type: ignore[attr-defined]
 _COLS = [_T.c[name] for name in FIELDS]
 _M = MetaRow.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_T)
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def append(s: Session, event: AuditEvent, now: datetime) -> AuditRecord:
         pending = s.info[_TXN_HEAD] = [head, value is not None]
         sa_event.listen(s, "before_commit", _write_head, once=True)
     record = chain(pending[0], event, now)
-    conn.execute(insert(_T), record._asdict())
+    conn.execute(_INSERT, record._asdict())
     pending[0] = ChainHead(record.seq, record.hash)
     return record
 

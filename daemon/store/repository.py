@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, event, func, insert, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, event, func, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -56,6 +56,31 @@ _AUDIT_HEAD = "audit_head"  # daemon.store.audit.HEAD_KEY (that module imports t
 _AUDIT_CHECKPOINT = "audit_checkpoint"
 _TXN_SEQ = "ratehub.event_seq"
 _SCHEMA_LOCK = 0x7261_7465  # pg advisory lock id held while a node creates the schema
+
+
+# Built once: constructing a statement per call costs more than executing it.
+_O = _OVERRIDES.c
+_ACTIVE_AT_KEY = (_O.pair == bindparam("p"), _O.status == "active")
+_REPLACED = {"status": "replaced", "ended_us": bindparam("at"), "ended_by": bindparam("by")}
+_REPLACE_STORE = (
+    update(_OVERRIDES).where(*_ACTIVE_AT_KEY, _O.store_id == bindparam("s")).values(**_REPLACED)
+)
+_REPLACE_GLOBAL = (
+    update(_OVERRIDES).where(*_ACTIVE_AT_KEY, _O.store_id.is_(None)).values(**_REPLACED)
+)
+_INSERT_OVERRIDE = insert(_OVERRIDES)
+_END_OVERRIDE = (
+    update(_OVERRIDES)
+    .where(_O.id == bindparam("i"), _O.status == "active")
+    .values(status=bindparam("st"), ended_us=bindparam("at"), ended_by=bindparam("by"))
+)
+_INSERT_LOCK = insert(_LOCKS)
+_END_LOCK = (
+    update(_LOCKS)
+    .where(_LOCKS.c.id == bindparam("i"), _LOCKS.c.state == "active")
+    .values(state=bindparam("st"), ended_us=bindparam("at"), ended_by=bindparam("by"))
+)
+_INSERT_EVENT = insert(_EVENTS)
 
 
 def to_us(dt: datetime) -> int:
@@ -166,17 +191,13 @@ class Store:
     def add_override(self, s: Session, ov: Override) -> None:
         """Persist a new override; the one it replaces at the same key is marked replaced."""
         conn = s.connection()
-        t = _OVERRIDES
-        same_key = (
-            t.c.store_id == ov.store_id if ov.store_id is not None else t.c.store_id.is_(None)
+        replace_stmt = _REPLACE_STORE if ov.store_id is not None else _REPLACE_GLOBAL
+        conn.execute(
+            replace_stmt,
+            {"p": str(ov.pair), "s": ov.store_id, "at": to_us(ov.created_at), "by": ov.author},
         )
         conn.execute(
-            update(t)
-            .where(t.c.pair == str(ov.pair), same_key, t.c.status == "active")
-            .values(status="replaced", ended_us=to_us(ov.created_at), ended_by=ov.author)
-        )
-        conn.execute(
-            insert(t),
+            _INSERT_OVERRIDE,
             {
                 "id": ov.id,
                 "pair": str(ov.pair),
@@ -196,13 +217,8 @@ class Store:
 
     def end_override(self, s: Session, ov: Override, status: str, by: str, now: datetime) -> bool:
         """Mark an override cleared or expired; False if it had already ended."""
-        t = _OVERRIDES
-        stmt = (
-            update(t)
-            .where(t.c.id == ov.id, t.c.status == "active")
-            .values(status=status, ended_us=to_us(now), ended_by=by)
-        )
-        return bool(s.connection().execute(stmt).rowcount)
+        params = {"i": ov.id, "st": status, "at": to_us(now), "by": by}
+        return bool(s.connection().execute(_END_OVERRIDE, params).rowcount)
 
     def active_overrides(self) -> list[Override]:
         """Overrides still marked active, expired ones included: the caller expires those."""
@@ -250,21 +266,17 @@ class Store:
             "idempotency_key": lock.idempotency_key,
             "state": "active",
         }
-        s.connection().execute(insert(_LOCKS), row)
+        s.connection().execute(_INSERT_LOCK, row)
 
     def end_lock(self, s: Session, lock: Lock) -> bool:
         """Move a lock from active to its end state; False if it had already ended."""
-        t = _LOCKS
-        stmt = (
-            update(t)
-            .where(t.c.id == lock.id, t.c.state == "active")
-            .values(
-                state=lock.state,
-                ended_us=to_us(lock.ended_at or lock.expires_at),
-                ended_by=lock.ended_by,
-            )
-        )
-        return bool(s.connection().execute(stmt).rowcount)
+        params = {
+            "i": lock.id,
+            "st": lock.state,
+            "at": to_us(lock.ended_at or lock.expires_at),
+            "by": lock.ended_by,
+        }
+        return bool(s.connection().execute(_END_LOCK, params).rowcount)
 
     def load_locks(self, ended_since: datetime) -> list[Lock]:
         """Active locks, and ended ones recent enough to answer idempotent retries."""
@@ -324,7 +336,7 @@ class Store:
         self, s: Session, *, seq: int, store_id: str | None, type: str, payload: str, ts_us: int
     ) -> None:
         row = {"seq": seq, "store_id": store_id, "type": type, "payload": payload, "ts_us": ts_us}
-        s.connection().execute(insert(_EVENTS), row)
+        s.connection().execute(_INSERT_EVENT, row)
 
     def events_after(self, seq: int, limit: int = 10_000) -> list[EventRow]:
         with self.session() as s:
