@@ -283,6 +283,27 @@ class RateLock(WireModel):
     author: str
 
 
+# -- audit -------------------------------------------------------------------------------
+
+# Every kind of audit record (GET /api/audit?type=..., ratectl audit --type ...).
+AUDIT_TYPES = (
+    "override_set",
+    "override_cleared",
+    "override_expired",
+    "lock_created",
+    "lock_consumed",
+    "lock_released",
+    "lock_expired",
+    "breach_begun",
+    "breach_cleared",
+    "breaker_opened",
+    "breaker_reset",
+    "key_created",
+    "key_revoked",
+    "config_reloaded",
+)
+
+
 # -- WebSocket ---------------------------------------------------------------------------
 
 ClientType = Literal["dashboard", "store_os"]

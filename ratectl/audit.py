@@ -18,27 +18,12 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from daemon.wire import AUDIT_TYPES
 from ratectl.client import Client
 from ratectl.errors import CtlError, UsageError
 from ratectl.render import table
 
-# The daemon's record types (daemon.engine.audit.AUDIT_TYPES; a test keeps them equal).
-TYPES = (
-    "override_set",
-    "override_cleared",
-    "override_expired",
-    "lock_created",
-    "lock_consumed",
-    "lock_released",
-    "lock_expired",
-    "breach_begun",
-    "breach_cleared",
-    "breaker_opened",
-    "breaker_reset",
-    "key_created",
-    "key_revoked",
-    "config_reloaded",
-)
+TYPES = AUDIT_TYPES
 CSV_FIELDS = (
     "seq", "time", "type", "actor", "store_id", "pair", "reason", "source",
     "before", "after", "prev_hash", "hash",

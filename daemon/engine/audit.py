@@ -41,29 +41,13 @@ from enum import Enum
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
+from daemon import wire
 from daemon.engine.model import Override
 from daemon.engine.pairs import Pair
 
 GENESIS_HASH = "0" * 64
 
-AUDIT_TYPES = frozenset(
-    {
-        "override_set",
-        "override_cleared",
-        "override_expired",
-        "lock_created",
-        "lock_consumed",
-        "lock_released",
-        "lock_expired",
-        "breach_begun",
-        "breach_cleared",
-        "breaker_opened",
-        "breaker_reset",
-        "key_created",
-        "key_revoked",
-        "config_reloaded",
-    }
-)
+AUDIT_TYPES = frozenset(wire.AUDIT_TYPES)
 
 SYSTEM_ACTOR = "system"
 
