@@ -338,6 +338,10 @@ class Runtime:
             access_log=False,
             lifespan="off",
             ws="websockets-sansio",
+            # Like the hub port (compression=None): browsers offer permessage-deflate, and
+            # compressing each frame per client doubles the CPU per message and the memory
+            # per connection (bench/README.md, "Hub fan-out").
+            ws_per_message_deflate=False,
             ws_max_size=cfg.hub.max_frame_bytes,
             ws_ping_interval=cfg.hub.ping_interval_s,
             ws_ping_timeout=cfg.hub.ping_timeout_s,
