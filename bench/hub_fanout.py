@@ -66,6 +66,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def core_busy(cpu: int | None) -> float:
+    """Seconds core ``cpu`` (None: all cores) has spent busy, from /proc/stat."""
+    name = "cpu" if cpu is None else f"cpu{cpu}"
+    for line in Path("/proc/stat").read_text().splitlines():
+        parts = line.split()
+        if parts[0] == name:
+            ticks = [int(x) for x in parts[1:8]]
+            return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK  # minus idle and iowait
+    return 0.0
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -155,9 +166,10 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
 
 
-def start_plain(p: Pins, tmp: Path) -> Server:
+def start_plain(p: Pins, tmp: Path, frame_bytes: int) -> Server:
     log = tmp / "plain.log"
     cmd = [*p.server, sys.executable, str(HUB_DIR / "plain_server.py")]
+    cmd += ["--frame-bytes", str(frame_bytes)]
     with log.open("w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
     assert proc.stdout is not None
@@ -292,6 +304,11 @@ class Opts:
     pins: Pins
     tmp: Path
     src: Path
+    server_cpu: int | None = None
+    client_cpu: int | None = None
+    max_other: float = 100.0
+    retries: int = 0
+    frame_bytes: int = 0
 
 
 @contextmanager
@@ -316,39 +333,61 @@ def connect(o: Opts, server: Server, clients: int, **extra: Any) -> LoadGen:
     return lg
 
 
-def measure(o: Opts, server: Server, lg: LoadGen) -> dict[str, Any]:
-    """Warm up, then one measurement window: server CPU, the load generator's figures and
-    the hub's own counters; then stop the server and check every client's final state."""
-    time.sleep(o.warmup)
+def window(o: Opts, server: Server, lg: LoadGen) -> dict[str, Any]:
+    """One measurement window: server CPU, the load generator's figures, the hub's own
+    counters, and how busy other processes kept the two cores meanwhile."""
     status0 = server.status()
-    t0, cpu0 = time.monotonic(), cpu_seconds(server.pid)
+    t0, cpu0, lg0 = time.monotonic(), cpu_seconds(server.pid), lg.cpu()
+    s0, c0 = core_busy(o.server_cpu), core_busy(o.client_cpu)
     lg.send("start")
     lg.wait("started", 10)
     time.sleep(o.seconds)
     lg.send("stop")
     win = lg.wait("window", 30)
-    t1, cpu1 = time.monotonic(), cpu_seconds(server.pid)
-    rss_loaded = rss_kib(server.pid)
+    t1, cpu1, lg1 = time.monotonic(), cpu_seconds(server.pid), lg.cpu()
+    s1, c1 = core_busy(o.server_cpu), core_busy(o.client_cpu)
     status1 = server.status()
-    lg.send("drain 20000")
-    server.proc.send_signal(signal.SIGTERM)
-    final = lg.wait("final", 40)
-    lg.close()
-    stop_process(server.proc)
-    cpu_rate = (cpu1 - cpu0) / (t1 - t0)
+    dt = t1 - t0
+    cpu_rate = (cpu1 - cpu0) / dt
     msg_rate = win["framesPerSecond"]
     out = {
         "window": win,
-        "final": final,
         "serverCpuPercent": 100 * cpu_rate,
+        # Other work on each core meanwhile (other processes, interrupts): noise.
+        "otherOnServerCorePercent": 100 * ((s1 - s0) / dt - cpu_rate),
+        "otherOnClientCorePercent": 100 * ((c1 - c0) - (lg1 - lg0)) / dt,
         "cpuUsPerMessage": 1e6 * cpu_rate / msg_rate if msg_rate else None,
         "deliveredPerSecond": msg_rate,
         "frameBytes": win["bytes"] / win["frames"] if win["frames"] else None,
-        "rssLoadedKiB": rss_loaded,
+        "rssLoadedKiB": rss_kib(server.pid),
     }
     if status1:
-        out["hub"] = hub_delta(status0, status1, t1 - t0)
+        out["hub"] = hub_delta(status0, status1, dt)
     return out
+
+
+def measure(o: Opts, server: Server, lg: LoadGen) -> dict[str, Any]:
+    """Warm up, measure (again, up to ``o.retries`` times, while other processes kept
+    either core busier than ``o.max_other`` %; the quietest window is kept), then stop the
+    server and check every client's final state."""
+    time.sleep(o.warmup)
+    best: dict[str, Any] | None = None
+    for attempt in range(1, o.retries + 2):
+        w = window(o, server, lg)
+        w["attempts"] = attempt
+        other = max(w["otherOnServerCorePercent"], w["otherOnClientCorePercent"])
+        if best is None or other < best["otherPercent"]:
+            best = {**w, "otherPercent": other}
+        if other <= o.max_other:
+            break
+        print(f"#   other processes took {other:.0f} % of a core: again", file=sys.stderr)
+    assert best is not None
+    lg.send("drain 20000")
+    server.proc.send_signal(signal.SIGTERM)
+    best["final"] = lg.wait("final", 40)
+    lg.close()
+    stop_process(server.proc)
+    return best
 
 
 def hub_delta(s0: dict[str, Any], s1: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -377,7 +416,7 @@ def idle_memory(o: Opts, server: Server, clients: int, **extra: Any) -> tuple[fl
 
 
 def run_plain(o: Opts, clients: int) -> dict[str, Any]:
-    with running(start_plain(o.pins, o.tmp)) as server:
+    with running(start_plain(o.pins, o.tmp, o.frame_bytes)) as server:
         idle, lg = idle_memory(o, server, clients)
         try:
             server.proc.send_signal(signal.SIGUSR1)
@@ -404,6 +443,24 @@ def run_ratehub(o: Opts, name: str, clients: int) -> dict[str, Any]:
             lg.close()
     res["loadedKiBPerConn"] = (res["rssLoadedKiB"] - rss0) / clients
     return {"server": name, "clients": clients, "idleKiBPerConn": idle, **res}
+
+
+def probe_frame_bytes(o: Opts) -> int:
+    """The size of the hub's rate_update frame to a store terminal (all five pairs), so the
+    plain server can send frames of the same size."""
+    from websockets.sync.client import connect as ws_connect
+
+    with running(start_ratehub(o.pins, o.tmp, o.src, "hub", 10, 50)) as server:
+        sizes = []
+        with ws_connect(server.url.replace("{store}", "s0"), compression=None) as ws:
+            for _ in range(40):  # past the first updates, while prices are still round
+                text = ws.recv(timeout=10)
+                assert isinstance(text, str)
+                if text.startswith('{"type":"rate_update"') and '"snapshot"' not in text:
+                    sizes.append(len(text.encode()))
+    if len(sizes) < 20:
+        raise BenchError(f"ratehubd sent {len(sizes)} rate_update frames out of 40 messages")
+    return sum(sizes[10:]) // len(sizes[10:])
 
 
 def run_200hz(o: Opts, clients: int, listener: str) -> dict[str, Any]:
@@ -438,9 +495,9 @@ def table(results: list[dict[str, Any]]) -> str:
     head = (
         "| server | N | delivered msg/s | frames/s per client (p50 / min) | server CPU % "
         "| CPU us/msg | vs plain | send->client p50 / p99 ms | tick->client p50 / p99 ms "
-        "| lost | final state ok | idle KiB/conn | frame bytes |"
+        "| lost | final state ok | idle KiB/conn | frame bytes | other load % |"
     )
-    rows = [head, "|" + "---|" * 13]
+    rows = [head, "|" + "---|" * 14]
     plain = {(r["clients"], r.get("repeat")): r for r in results if r["server"] == "plain"}
     for r in results:
         w = r["window"]
@@ -458,7 +515,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {_f(r['cpuUsPerMessage'])} | {_f(ratio, '{:.2f}x')} "
             f"| {_f(s['p50'])} / {_f(s['p99'])} | {_f(t['p50'])} / {_f(t['p99'])} "
             f"| {lost_of(r)} | {final_ok(r)} | {_f(r.get('idleKiBPerConn'))} "
-            f"| {_f(r['frameBytes'], '{:.0f}')} |"
+            f"| {_f(r['frameBytes'], '{:.0f}')} | {r['otherPercent']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -577,6 +634,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--server-cpu", type=int, default=0, help="core for the server")
     ap.add_argument("--client-cpu", type=int, default=1, help="core for the load generator")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    ap.add_argument(
+        "--max-other",
+        type=float,
+        default=15.0,
+        help="measure again while other processes take more than this %% of either core",
+    )
+    ap.add_argument("--retries", type=int, default=3, help="at most this many times again")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
     ap.add_argument(
         "--src",
@@ -611,7 +675,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             p,
             Path(tmp),
             args.src.resolve(),
+            args.server_cpu if p.server else None,
+            args.client_cpu if p.client else None,
+            args.max_other,
+            args.retries,
         )
+        if "plain" in servers:
+            o.frame_bytes = probe_frame_bytes(o)
+            print(f"# ratehub's frame: {o.frame_bytes} bytes", file=sys.stderr, flush=True)
         for rep in range(args.repeat):
             for n in ns:
                 k = rep % len(servers)

@@ -1,6 +1,7 @@
 """The floor ratehub's hub is measured against: a plain ``websockets`` asyncio server that
-broadcasts one ``rate_update`` frame, shaped and sized like the hub's (five rates with
-provenance), to every client every 50 ms with ``websockets.broadcast()``.
+broadcasts one ``rate_update`` frame, shaped like the hub's (five rates with provenance) and
+padded to its size (``--frame-bytes``), to every client every 50 ms with
+``websockets.broadcast()``.
 
 It starts idle (clients may connect; nothing is sent) and prints ``listening ws://...``.
 SIGUSR1 starts the broadcast. SIGTERM sends one last frame, then ``{"type": "end", "seq": n}``
@@ -62,12 +63,15 @@ def rate(pair: str, mid: float, tick: float, store: str, ms: int) -> dict[str, A
     }
 
 
-def frame(seq: int, mids: list[float], sent_at: float) -> str:
+def frame(seq: int, mids: list[float], sent_at: float, pad: int = 0) -> str:
     ms = int(sent_at * 1000)
     rates = [rate(p, m, t, "s0", ms) for (p, _, t), m in zip(PAIRS, mids, strict=True)]
+    data: dict[str, Any] = {"rates": rates, "checksum": f"{seq & 0xFFFFFFFF:08x}"}
+    if pad:
+        data["pad"] = "x" * pad
     msg = {
         "type": "rate_update",
-        "data": {"rates": rates, "checksum": f"{seq & 0xFFFFFFFF:08x}"},
+        "data": data,
         "timestamp": ms,
         "seq": seq,
         "epoch": "plain",
@@ -77,12 +81,19 @@ def frame(seq: int, mids: list[float], sent_at: float) -> str:
 
 
 class Broadcaster:
-    def __init__(self, period_s: float) -> None:
+    def __init__(self, period_s: float, frame_bytes: int = 0) -> None:
         self.period_s = period_s
         self.clients: set[ServerConnection] = set()
         self.seq = 0
         self.rng = random.Random(1)
         self.mids = [start for _, start, _ in PAIRS]
+        # Pad each frame (a "pad" string in data) to about frame_bytes, the hub's frame size,
+        # measured on frames whose prices have moved off their round starting levels.
+        rng, mids, sizes = random.Random(2), list(self.mids), []
+        for seq in range(1, 21):
+            mids = [m * (1 + rng.gauss(0.0, 0.0002)) for m in mids]
+            sizes.append(len(frame(seq, mids, time.time())))
+        self.pad = max(0, frame_bytes - sum(sizes) // len(sizes) - len(',"pad":""'))
 
     async def handler(self, ws: ServerConnection) -> None:
         self.clients.add(ws)
@@ -94,7 +105,7 @@ class Broadcaster:
     def tick(self) -> None:
         self.mids = [m * (1 + self.rng.gauss(0.0, 0.0002)) for m in self.mids]
         self.seq += 1
-        broadcast(self.clients, frame(self.seq, self.mids, time.time()))
+        broadcast(self.clients, frame(self.seq, self.mids, time.time(), self.pad))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -113,8 +124,9 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--period-ms", type=float, default=50.0)
+    ap.add_argument("--frame-bytes", type=int, default=0, help="pad frames to this size")
     args = ap.parse_args()
-    b = Broadcaster(args.period_ms / 1000)
+    b = Broadcaster(args.period_ms / 1000, args.frame_bytes)
     loop = asyncio.get_running_loop()
     go, stop = asyncio.Event(), asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, go.set)
