@@ -46,7 +46,7 @@ from daemon.engine.audit import (
 )
 from daemon.engine.pairs import parse_pair
 from daemon.errors import Conflict, InvalidRequest
-from daemon.store.repository import Store
+from daemon.store.repository import Store, defer_insert
 from daemon.store.tables import AuditRow, MetaRow
 
 HEAD_KEY = "audit_head"
@@ -82,7 +82,7 @@ def append(s: Session, event: AuditEvent, now: datetime) -> AuditRecord:
         pending = s.info[_TXN_HEAD] = [head, value is not None]
         sa_event.listen(s, "before_commit", _write_head, once=True)
     record = chain(pending[0], event, now)
-    conn.execute(_INSERT, record._asdict())
+    defer_insert(s, _INSERT, record._asdict())
     pending[0] = ChainHead(record.seq, record.hash)
     return record
 

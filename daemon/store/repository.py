@@ -192,11 +192,13 @@ class Store:
         """Persist a new override; the one it replaces at the same key is marked replaced."""
         conn = s.connection()
         replace_stmt = _REPLACE_STORE if ov.store_id is not None else _REPLACE_GLOBAL
-        conn.execute(
-            replace_stmt,
-            {"p": str(ov.pair), "s": ov.store_id, "at": to_us(ov.created_at), "by": ov.author},
-        )
-        conn.execute(
+        at, pair = to_us(ov.created_at), str(ov.pair)
+        conn.execute(replace_stmt, {"p": pair, "s": ov.store_id, "at": at, "by": ov.author})
+        for row in _pending(s, _INSERT_OVERRIDE):  # one at the same key earlier in this batch
+            if (row["pair"], row["store_id"], row["status"]) == (pair, ov.store_id, "active"):
+                row.update(status="replaced", ended_us=at, ended_by=ov.author)
+        defer_insert(
+            s,
             _INSERT_OVERRIDE,
             {
                 "id": ov.id,
@@ -210,13 +212,21 @@ class Store:
                 "author": ov.author,
                 "source": ov.source,
                 "version": ov.version,
-                "created_us": to_us(ov.created_at),
+                "created_us": at,
                 "status": "active",
+                "ended_us": None,
+                "ended_by": None,
             },
         )
 
     def end_override(self, s: Session, ov: Override, status: str, by: str, now: datetime) -> bool:
         """Mark an override cleared or expired; False if it had already ended."""
+        for row in _pending(s, _INSERT_OVERRIDE):
+            if row["id"] == ov.id:
+                ended: bool = row["status"] == "active"
+                if ended:
+                    row.update(status=status, ended_us=to_us(now), ended_by=by)
+                return ended
         params = {"i": ov.id, "st": status, "at": to_us(now), "by": by}
         return bool(s.connection().execute(_END_OVERRIDE, params).rowcount)
 
@@ -265,11 +275,20 @@ class Store:
             "expires_us": to_us(lock.expires_at),
             "idempotency_key": lock.idempotency_key,
             "state": "active",
+            "ended_us": None,
+            "ended_by": None,
         }
-        s.connection().execute(_INSERT_LOCK, row)
+        defer_insert(s, _INSERT_LOCK, row)
 
     def end_lock(self, s: Session, lock: Lock) -> bool:
         """Move a lock from active to its end state; False if it had already ended."""
+        for row in _pending(s, _INSERT_LOCK):
+            if row["id"] == lock.id:
+                ended: bool = row["state"] == "active"
+                if ended:
+                    at = to_us(lock.ended_at or lock.expires_at)
+                    row.update(state=lock.state, ended_us=at, ended_by=lock.ended_by)
+                return ended
         params = {
             "i": lock.id,
             "st": lock.state,
@@ -336,7 +355,7 @@ class Store:
         self, s: Session, *, seq: int, store_id: str | None, type: str, payload: str, ts_us: int
     ) -> None:
         row = {"seq": seq, "store_id": store_id, "type": type, "payload": payload, "ts_us": ts_us}
-        s.connection().execute(_INSERT_EVENT, row)
+        defer_insert(s, _INSERT_EVENT, row)
 
     def events_after(self, seq: int, limit: int = 10_000) -> list[EventRow]:
         with self.session() as s:
@@ -431,6 +450,36 @@ class Store:
 
 def _put_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute(insert(_META).values(key=key, value=value))
+
+
+# Inserts of one transaction are held and sent together, one executemany per table, just
+# before the commit: the writer's group commit then pays the per-statement cost once per
+# table instead of once per row. Only writes to rows this transaction has not inserted
+# yet go out at once; the two that may touch a pending row (an override replaced or
+# ended in the same batch) look in the pending rows first.
+_TXN_INSERTS = "ratehub.pending_inserts"
+
+
+def defer_insert(s: Session, stmt: Any, row: dict[str, Any]) -> None:
+    pending: dict[Any, list[dict[str, Any]]] | None = s.info.get(_TXN_INSERTS)
+    if pending is None:
+        pending = s.info[_TXN_INSERTS] = {}
+        event.listen(s, "before_commit", flush_inserts, once=True)
+    pending.setdefault(stmt, []).append(row)
+
+
+def _pending(s: Session, stmt: Any) -> list[dict[str, Any]]:
+    pending: dict[Any, list[dict[str, Any]]] = s.info.get(_TXN_INSERTS) or {}
+    return pending.get(stmt, [])
+
+
+def flush_inserts(s: Session) -> None:
+    """Send the transaction's held inserts now (also before any read that needs them)."""
+    pending = s.info.pop(_TXN_INSERTS, None)
+    if pending:
+        conn = s.connection()
+        for stmt, rows in pending.items():
+            conn.execute(stmt, rows)
 
 
 def _write_seq(s: Session) -> None:
