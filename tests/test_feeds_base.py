@@ -75,7 +75,9 @@ async def test_poll_emits_backs_off_after_errors_and_resets_after_success() -> N
             raise Stop
 
     with pytest.raises(Stop):
-        await poll(src, 60.0, emitted.append, sleep=sleep, on_error=errors.append)
+        await poll(
+            src, 60.0, emitted.append, sleep=sleep, on_error=errors.append, clock=lambda: 0.0
+        )
     assert emitted == [[q], [q], [q]]
     assert errors == [flaky, flaky, flaky, flaky, bad_key]
     # success: the interval; retryable errors: growing backoff (reset after a success);

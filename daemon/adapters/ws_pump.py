@@ -176,8 +176,16 @@ class HubPump:
         """Flush every window and send heartbeats, until cancelled."""
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + self.heartbeat_s
+        deadline = loop.time()
         while True:
-            await asyncio.sleep(self.window_s)
+            # Windows on a fixed grid: the time a flush takes does not stretch the window.
+            deadline += self.window_s
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                deadline = loop.time()  # fell behind: catch up, do not burst
+                await asyncio.sleep(0)
             self.tick()
             if loop.time() >= next_beat:
                 next_beat = loop.time() + self.heartbeat_s

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from time import monotonic
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,6 +82,7 @@ async def poll(
     emit: Callable[[list[Quote]], object],
     *,
     sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = monotonic,
     on_error: Callable[[SourceError], object] | None = None,
     retry: RetryPolicy = RetryPolicy(),
 ) -> None:
@@ -92,6 +94,7 @@ async def poll(
     """
     delays = retry.delays()
     while True:
+        started = clock()
         try:
             quotes = await source.fetch()
         except SourceError as exc:
@@ -101,7 +104,8 @@ async def poll(
             continue
         delays = retry.delays()
         emit(quotes)
-        await sleep(interval_s)
+        # Keep the cadence: the fetch's own time comes off the wait.
+        await sleep(max(0.0, interval_s - (clock() - started)))
 
 
 # -- parser helpers ------------------------------------------------------------------------
