@@ -190,10 +190,10 @@ class Store:
 
     def add_override(self, s: Session, ov: Override) -> None:
         """Persist a new override; the one it replaces at the same key is marked replaced."""
-        conn = s.connection()
         replace_stmt = _REPLACE_STORE if ov.store_id is not None else _REPLACE_GLOBAL
         at, pair = to_us(ov.created_at), str(ov.pair)
-        conn.execute(replace_stmt, {"p": pair, "s": ov.store_id, "at": at, "by": ov.author})
+        # Sent with the inserts, before them (flush_inserts): it only reaches older rows.
+        defer_insert(s, replace_stmt, {"p": pair, "s": ov.store_id, "at": at, "by": ov.author})
         for row in _pending(s, _INSERT_OVERRIDE):  # one at the same key earlier in this batch
             if (row["pair"], row["store_id"], row["status"]) == (pair, ov.store_id, "active"):
                 row.update(status="replaced", ended_us=at, ended_by=ov.author)
@@ -478,8 +478,10 @@ def flush_inserts(s: Session) -> None:
     pending = s.info.pop(_TXN_INSERTS, None)
     if pending:
         conn = s.connection()
-        for stmt, rows in pending.items():
-            conn.execute(stmt, rows)
+        # Overrides replaced by this batch's new ones first, so the new rows stay active.
+        order = sorted(pending, key=lambda stmt: stmt not in (_REPLACE_STORE, _REPLACE_GLOBAL))
+        for stmt in order:
+            conn.execute(stmt, pending[stmt])
 
 
 def _write_seq(s: Session) -> None:

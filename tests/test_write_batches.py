@@ -1,0 +1,36 @@
+"""Group commit: many changes in one transaction stay exactly as if written one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from daemon import wire
+from daemon.runtime import Runtime
+
+
+def body(store: str, buy: float) -> wire.SetRateRequest:
+    return wire.SetRateRequest.model_validate(
+        {"currencyPair": "USD/CAD", "buyRate": buy, "sellRate": 1.33, "storeId": store}
+    )
+
+
+async def test_same_key_twice_in_one_batch_leaves_one_active_row(runtime: Runtime) -> None:
+    svc = runtime.service
+    before = runtime.writer.batches
+    # Fired together, these land in one or two transactions; either way one row stays active.
+    await asyncio.gather(*(svc.set_override(body("s1", b), "k") for b in (1.37, 1.38, 1.36)))
+    await asyncio.gather(*(svc.set_override(body(f"x{i}", 1.37), "k") for i in range(20)))
+    assert runtime.writer.batches - before < 23  # some of them shared a commit
+    with sqlite3.connect(runtime.config.state_path / "ratehub.db") as db:
+        rows = db.execute(
+            "select version, status from overrides where store_id = 's1' order by version"
+        ).fetchall()
+        events = db.execute("select count(*) from events where type = 'rate_override_set'")
+        audit = db.execute("select count(*) from audit where type = 'override_set'")
+        assert events.fetchone()[0] == 23 and audit.fetchone()[0] == 23
+    assert [status for _, status in rows] == ["replaced", "replaced", "active"]
+    active = runtime.engine.overrides.get(runtime.engine.pair("USD/CAD"), "s1", runtime.clock.now())
+    assert active is not None and active.version == rows[-1][0]
+    verdict = await runtime.audit_verify()
+    assert verdict["ok"] and verdict["checked"] == 23
