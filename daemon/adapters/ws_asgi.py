@@ -40,6 +40,10 @@ class AsgiConn:
         self.pending.extend(f.text for f in frames)
         self.wake.set()
 
+    def write_one(self, frame: Frame) -> None:
+        self.pending.append(frame.text)
+        self.wake.set()
+
     def close(self, code: int, reason: str) -> None:
         self.closing = (code, reason)
         self.wake.set()

@@ -43,6 +43,11 @@ class WsConn:
             self.c.protocol.send_text(f.data)
         self.c.send_data()
 
+    def write_one(self, frame: Frame) -> None:
+        if self.c.protocol.state is State.OPEN:
+            self.c.protocol.send_text(frame.data)
+            self.c.send_data()
+
     def close(self, code: int, reason: str) -> None:
         if self.c.protocol.state is State.OPEN:
             self.c.protocol.send_close(code, reason)

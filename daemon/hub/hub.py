@@ -164,6 +164,9 @@ class Hub:
         self._ready: set[Session] = set()
         self._resnap: set[Session] = set()  # dropped rate frames: a snapshot is owed
         self.stats = HubStats()
+        # The fast path an adapter may install: write a frame at once when the session
+        # has nothing queued and its socket drains (True), or decline so it is queued.
+        self.direct: Callable[[Session, Frame], bool] | None = None
 
     def configure_limits(self, messages_per_second: float, message_burst: int) -> None:
         """New inbound limits, for sessions opened from now on (reload)."""
@@ -694,6 +697,11 @@ class Hub:
                 return
             if frame.conflatable and not control:
                 return  # the snapshot that follows supersedes it
-        s.outbox.append(frame)
         self.stats.messages += 1
+        if not s.outbox and self.direct is not None and self.direct(s, frame):
+            self.stats.frames += 1
+            if frame.seq >= 0:
+                s.last_seq = frame.seq
+            return
+        s.outbox.append(frame)
         self._ready.add(s)

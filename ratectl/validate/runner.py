@@ -97,7 +97,10 @@ async def run_one(spec: Spec, ctx: Ctx) -> tuple[CheckResult, str | None]:
     cause: str | None = None
     details: tuple[str, ...] = ()
     try:
-        out = await asyncio.wait_for(RUN[spec.id](ctx), limit)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a Ctrl-C that lands
+        # just as the check finishes, and the run would then not clean up.
+        async with asyncio.timeout(limit):
+            out = await RUN[spec.id](ctx)
         result, message, details = out.result, out.message, out.details
     except Fail as exc:
         result, message, details = Result.FAIL, exc.message, exc.details
