@@ -187,21 +187,17 @@ class HubPump:
         """Flush every window and send heartbeats, until cancelled."""
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + self.heartbeat_s
-        deadline = loop.time()
         while True:
-            # Windows on a fixed grid: the time a flush takes does not stretch the window.
-            deadline += self.window_s
-            delay = deadline - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                deadline = loop.time()  # fell behind: catch up, do not burst
-                await asyncio.sleep(0)
+            # One window from the start of one flush to the start of the next: the flush's
+            # own time does not stretch the window, and two flushes are never closer than a
+            # window (so a client never gets more than 1 s / window rate frames a second).
+            started = loop.time()
             self.tick()
-            if loop.time() >= next_beat:
-                next_beat = loop.time() + self.heartbeat_s
+            if started >= next_beat:
+                next_beat = started + self.heartbeat_s
                 self.hub.heartbeat(self.clock.time())
                 self.write_ready()
+            await asyncio.sleep(max(0.0, started + self.window_s - loop.time()))
 
     def close_all(self, code: int, reason_for: dict[int, str] | None = None) -> None:
         for sid, conn in list(self.conns.items()):
