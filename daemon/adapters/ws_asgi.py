@@ -40,9 +40,12 @@ class AsgiConn:
         self.pending.extend(f.text for f in frames)
         self.wake.set()
 
-    def write_one(self, frame: Frame) -> None:
+    def write_now(self, frame: Frame) -> bool:
+        if len(self.pending) >= BACKLOG:
+            return False
         self.pending.append(frame.text)
         self.wake.set()
+        return True
 
     def close(self, code: int, reason: str) -> None:
         self.closing = (code, reason)

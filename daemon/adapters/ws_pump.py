@@ -26,7 +26,10 @@ CLOSE_POLICY = 1008  # the key was revoked (or is no longer allowed)
 class Conn(Protocol):
     def writable(self) -> bool: ...
     def write(self, frames: list[Frame]) -> None: ...
-    def write_one(self, frame: Frame) -> None: ...
+    def write_now(self, frame: Frame) -> bool:
+        """Write ``frame`` if the socket drains; False (nothing written) otherwise."""
+        ...
+
     def close(self, code: int, reason: str) -> None: ...
 
 
@@ -139,10 +142,7 @@ class HubPump:
         """The hub's fast path: a session with nothing queued on a draining socket gets
         its frame written now, without a trip through its outbox."""
         conn = self.conns.get(s.id)
-        if conn is None or not conn.writable():
-            return False
-        conn.write_one(frame)
-        return True
+        return conn is not None and conn.write_now(frame)
 
     def write_ready(self) -> None:
         ready = self.hub.take_ready()

@@ -43,10 +43,14 @@ class WsConn:
             self.c.protocol.send_text(f.data)
         self.c.send_data()
 
-    def write_one(self, frame: Frame) -> None:
-        if self.c.protocol.state is State.OPEN:
-            self.c.protocol.send_text(frame.data)
-            self.c.send_data()
+    def write_now(self, frame: Frame) -> bool:
+        c = self.c
+        if c.transport.get_write_buffer_size() >= HIGH_WATER:
+            return False
+        if c.protocol.state is State.OPEN:
+            c.protocol.send_text(frame.data)
+            c.send_data()
+        return True
 
     def close(self, code: int, reason: str) -> None:
         if self.c.protocol.state is State.OPEN:
