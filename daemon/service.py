@@ -66,6 +66,10 @@ def _lock_snapshot(lock: Lock) -> dict[str, Any]:
     }
 
 
+# The global rate table is priced once per this many seconds (and per engine change) and
+# copied for every store without rates of its own: the hub asks for every store per flush.
+_TABLE_REUSE_S = 0.01
+
 _LOCK_EVENTS = {
     CONSUMED: wire.RATE_LOCK_CONSUMED,
     RELEASED: wire.RATE_LOCK_RELEASED,
@@ -115,6 +119,9 @@ class RateService:
         self._market_dirty: dict[Pair, MarketQuote] = {}
         self._lock_writes: dict[str, asyncio.Future[Any]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._global_table: dict[Pair, dict[str, Any]] = {}
+        self._global_key: tuple[int, int, float] | None = None
+        self._changes = 0  # bumped by every engine change this service emits
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -122,8 +129,26 @@ class RateService:
         return [wire.rate_dict(r) for r in self.engine.rates(store_id, self.clock.now())]
 
     def rate_table(self, store_id: str | None) -> dict[Pair, dict[str, Any]]:
-        """The hub's view: every pair's wire rate for a store."""
-        return {r.pair: wire.rate_dict(r) for r in self.engine.rates(store_id, self.clock.now())}
+        """The hub's view: every pair's wire rate for a store.
+
+        A store with no override and no spread of its own publishes the global rates
+        under its id; those are priced once per clock reading and copied, not priced again
+        per store (the hub asks for every store with clients on every flush)."""
+        now = self.clock.now()
+        if store_id is not None and not self.engine.store_has_own_rates(store_id, now):
+            key = (
+                self._changes,
+                self.engine.overrides.mutations,
+                now.timestamp() // _TABLE_REUSE_S,
+            )
+            if self._global_key != key:
+                self._global_table = self._table(None, now)
+                self._global_key = key
+            return {p: {**r, "storeId": store_id} for p, r in self._global_table.items()}
+        return self._table(store_id, now)
+
+    def _table(self, store_id: str | None, now: datetime) -> dict[Pair, dict[str, Any]]:
+        return {r.pair: wire.rate_dict(r) for r in self.engine.rates(store_id, now)}
 
     def market(self) -> list[dict[str, Any]]:
         return [wire.market_dict(q) for q in self.engine.market_quotes()]
@@ -569,6 +594,8 @@ class RateService:
         data: dict[str, Any] | None,
         seq: int | None = None,
     ) -> None:
+        if events:
+            self._changes += 1
         for ev in events:
             if isinstance(ev, RatesChanged):
                 self.fanout.publish(RatesDirty(tuple(str(p) for p in ev.pairs), ev.store_id))

@@ -34,3 +34,24 @@ async def test_same_key_twice_in_one_batch_leaves_one_active_row(runtime: Runtim
     assert active is not None and active.version == rows[-1][0]
     verdict = await runtime.audit_verify()
     assert verdict["ok"] and verdict["checked"] == 23
+
+
+async def test_stores_without_rates_of_their_own_share_the_global_table(runtime: Runtime) -> None:
+    """The hub's per-store tables: a copy of the global rates under the store's id, until the
+    store gets an override of its own; a global change reaches every copy at once."""
+    svc = runtime.service
+    plain = svc.rate_table("s9")
+    usd = runtime.engine.pair("USD/CAD")
+    assert plain[usd]["storeId"] == "s9"
+    assert {k: v for k, v in plain[usd].items() if k != "storeId"} == {
+        k: v for k, v in svc.rate_table(None)[usd].items() if k != "storeId"
+    }
+    await svc.set_override(body("s9", 1.37), "k")
+    assert svc.rate_table("s9")[usd]["buyRate"] == 1.37
+    assert svc.rate_table("s8")[usd]["buyRate"] != 1.37
+    glob = wire.SetRateRequest.model_validate(
+        {"currencyPair": "USD/CAD", "buyRate": 1.38, "sellRate": 1.33}
+    )
+    await svc.set_override(glob, "k")
+    assert svc.rate_table("s8")[usd]["buyRate"] == 1.38  # no stale copy
+    assert svc.rate_table("s9")[usd]["buyRate"] == 1.37  # the store's own still wins

@@ -135,6 +135,11 @@ class RateEngine:
             legs=self.legs.get(pair, ()),
         )
 
+    def store_has_own_rates(self, store_id: str, now: datetime) -> bool:
+        """True when a store's rates differ from the global ones (an active override of
+        its own, or spreads of its own)."""
+        return store_id in self.store_spreads or self.overrides.has_store(store_id, now)
+
     def spread_for(self, pair: Pair, store_id: str | None) -> Decimal:
         """DEFAULT_SPREAD, then the pair's, then the store's, then the store's for the pair."""
         store = self.store_spreads.get(store_id or "", {})

@@ -105,6 +105,7 @@ class OverrideBook:
 
     def __init__(self) -> None:
         self._active: dict[tuple[Pair, str | None], Override] = {}
+        self.mutations = 0  # bumped whenever the active set changes (for caches)
         self._versions: dict[tuple[Pair, str | None], int] = {}
         # The newest version per key that was committed (or loaded): an older override
         # committed after it (its write finished later) never takes effect, even if the
@@ -114,6 +115,10 @@ class OverrideBook:
     def get(self, pair: Pair, store_id: str | None, now: datetime) -> Override | None:
         ov = self._active.get((pair, store_id))
         return ov if ov is not None and ov.active(now) else None
+
+    def has_store(self, store_id: str, now: datetime) -> bool:
+        """Whether ``store_id`` has an active override of its own."""
+        return any(k[1] == store_id and ov.active(now) for k, ov in self._active.items())
 
     def effective(self, pair: Pair, store_id: str | None, now: datetime) -> Override | None:
         """Store-specific beats global."""
@@ -181,11 +186,13 @@ class OverrideBook:
             return False
         self._committed[ov.key] = ov.version
         self._active[ov.key] = ov
+        self.mutations += 1
         return True
 
     def load(self, ov: Override, version: int) -> None:
         """Restore from storage: an override (maybe expired) and the key's last version."""
         self._active[ov.key] = ov
+        self.mutations += 1
         self._versions[ov.key] = max(version, self._versions.get(ov.key, 0))
         self._committed[ov.key] = max(ov.version, self._committed.get(ov.key, 0))
 
@@ -200,6 +207,7 @@ class OverrideBook:
         if self._active.get(ov.key) is not ov:
             return False
         del self._active[ov.key]
+        self.mutations += 1
         self._versions[ov.key] = self._versions.get(ov.key, 0) + 1
         return True
 
