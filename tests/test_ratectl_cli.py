@@ -4,57 +4,20 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from ratectl.cli import app
-from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon
+from tests.conftest import ADMIN_KEY, DaemonProcess
+from tests.ratectl_support import ctl, daemon, env, ok, runner  # noqa: F401
 
 PAIRS = {"USD/CAD", "EUR/CAD", "GBP/CAD", "BTC/CAD", "ETH/CAD"}
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = start_daemon(tmp_path_factory.mktemp("ratectl-cli") / "state")
-    try:
-        yield d
-    finally:
-        d.stop()
-        if d.proc.stdout:
-            d.proc.stdout.close()
-
-
-@pytest.fixture(autouse=True)
-def env(daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RATECTL_", "RATEHUB_")) or name == "API_SECRET_KEY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("RATECTL_URL", daemon.url)
-    monkeypatch.setenv("RATECTL_TOKEN", ADMIN_KEY)
-
-
-def ctl(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output
-    return result
-
-
-def ok(*args: str) -> Result:
-    result = ctl(*args)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def set_rate(store: str, *extra: str) -> Result:

@@ -7,60 +7,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console, RenderableType
-from typer.testing import CliRunner, Result
 
 from daemon.engine.audit import AUDIT_TYPES
 from ratectl import audit as trail
 from ratectl import keys
-from ratectl.cli import app
 from ratectl.cli_audit import RecordType
 from ratectl.errors import UsageError
-from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon
-
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = start_daemon(tmp_path_factory.mktemp("ratectl-keys") / "state")
-    try:
-        yield d
-    finally:
-        d.stop()
-        if d.proc.stdout:
-            d.proc.stdout.close()
-
-
-@pytest.fixture(autouse=True)
-def env(daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RATECTL_", "RATEHUB_")) or name == "API_SECRET_KEY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("RATECTL_URL", daemon.url)
-    monkeypatch.setenv("RATECTL_TOKEN", ADMIN_KEY)
-
-
-def ctl(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output
-    return result
-
-
-def ok(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    result = ctl(*args, env=env)
-    assert result.exit_code == 0, result.output
-    return result
+from tests.conftest import start_daemon
+from tests.ratectl_support import ctl, daemon, env, ok, runner  # noqa: F401
 
 
 def create(name: str, *args: str) -> dict[str, Any]:

@@ -9,53 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from ratectl.cli import app
 from ratectl.errors import UsageError
 from ratectl.locks import expires, ttl_seconds
-from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon, timeout
+from tests.conftest import ADMIN_KEY, DaemonProcess, timeout
+from tests.ratectl_support import ctl, daemon, env, ok, runner  # noqa: F401
 
-runner = CliRunner()
 HEADERS = ["ID", "PAIR", "STORE", "BUY", "SELL", "STATE", "EXPIRES", "REFERENCE"]
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = start_daemon(tmp_path_factory.mktemp("ratectl-lock") / "state")
-    try:
-        yield d
-    finally:
-        d.stop()
-        if d.proc.stdout:
-            d.proc.stdout.close()
-
-
-@pytest.fixture(autouse=True)
-def env(daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RATECTL_", "RATEHUB_")) or name == "API_SECRET_KEY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("RATECTL_URL", daemon.url)
-    monkeypatch.setenv("RATECTL_TOKEN", ADMIN_KEY)
-
-
-def ctl(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output
-    return result
-
-
-def ok(*args: str) -> Result:
-    result = ctl(*args)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def create(store: str, *extra: str) -> dict[str, object]:
@@ -250,12 +213,12 @@ def test_unreachable_exit_3_and_wrong_key_exit_4() -> None:
 
 
 def test_lock_as_a_process_never_imports_textual(daemon: DaemonProcess, tmp_path: Path) -> None:
-    env = {
+    proc_env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("RATECTL_", "RATEHUB_")) and k != "API_SECRET_KEY"
     }
-    env.update(
+    proc_env.update(
         RATECTL_URL=daemon.url,
         RATECTL_TOKEN=ADMIN_KEY,
         XDG_CONFIG_HOME=str(tmp_path / "cfg"),
@@ -272,7 +235,7 @@ def test_lock_as_a_process_never_imports_textual(daemon: DaemonProcess, tmp_path
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-c", code, *args],
-            env=env,
+            env=proc_env,
             capture_output=True,
             text=True,
             timeout=timeout(20),
