@@ -320,7 +320,8 @@ def running(server: Server) -> Iterator[Server]:
 
 
 def connect(o: Opts, server: Server, clients: int, **extra: Any) -> LoadGen:
-    opts = {"stores": o.stores, "verifyEvery": o.verify_every, "concurrency": o.concurrency}
+    every = o.verify_every or max(10, clients // 100)  # ~100 verified clients at most
+    opts = {"stores": o.stores, "verifyEvery": every, "concurrency": o.concurrency}
     mode = "plain" if server.name == "plain" else "ratehub"
     lg = LoadGen(o.pins, server.url, clients, mode=mode, **{**opts, **extra})
     got = lg.wait("connected", 60 + clients / 50)
@@ -524,6 +525,43 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
+def summary(results: list[dict[str, Any]]) -> str:
+    """Means over the rounds per server and N (p99s: the worst round), for the README."""
+    by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        by.setdefault((r["server"], r["clients"]), []).append(r)
+    rows = [
+        "| server | N | delivered msg/s | frames/s per client | CPU us/msg (x plain) "
+        "| send->client p50 / p99 ms | tick->client p50 / p99 ms | lost | final state ok "
+        "| idle KiB/conn |",
+        "|" + "---|" * 10,
+    ]
+    for (name, n), rs in sorted(by.items(), key=lambda kv: (kv[0][1], _order(kv[0][0]))):
+        ws = [r["window"] for r in rs]
+        cpu = _mean([r["cpuUsPerMessage"] for r in rs])
+        floor = by.get(("plain", n))
+        ratio = f" ({cpu / _mean([r['cpuUsPerMessage'] for r in floor]):.2f}x)" if floor else ""
+        lost = sum(lost_of(r) for r in rs)
+        ok = sum(r["final"]["finalOk"] for r in rs)
+        total = sum(r["final"]["clients"] for r in rs)
+        rows.append(
+            f"| {name} | {n:,} | {_mean([w['framesPerSecond'] for w in ws]):,.0f} "
+            f"| {_mean([w['perClientFramesPerSecond']['p50'] for w in ws]):.1f} "
+            f"| {cpu:.1f}{ratio} "
+            f"| {_mean([w['sendToClientMs']['p50'] for w in ws]):.0f} / "
+            f"{max(w['sendToClientMs']['p99'] for w in ws):.0f} "
+            f"| {_mean([w['tickToClientMs']['p50'] for w in ws]):.0f} / "
+            f"{max(w['tickToClientMs']['p99'] for w in ws):.0f} "
+            f"| {lost} | {ok}/{total} | {_mean([r['idleKiBPerConn'] for r in rs]):.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def _order(name: str) -> int:
+    known = SERVERS + EXTRA_SERVERS
+    return known.index(name) if name in known else len(known)
+
+
 def verdicts(results: list[dict[str, Any]], hz: dict[str, Any] | None) -> list[str]:
     """One line per target of issue 4: met or missed, with the figure."""
     out = []
@@ -627,7 +665,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"which servers to run, in order; also: {', '.join(EXTRA_SERVERS)}",
     )
     ap.add_argument("--stores", type=int, default=10, help="store ids the clients spread over")
-    ap.add_argument("--verify-every", type=int, default=10, help="parse every K-th client fully")
+    ap.add_argument(
+        "--verify-every",
+        type=int,
+        default=0,
+        help="parse every K-th client's frames fully; 0: max(10, N / 100)",
+    )
     ap.add_argument("--concurrency", type=int, default=100, help="connections in flight")
     ap.add_argument("--hz200-clients", type=int, default=100, help="0 skips the 200 Hz check")
     ap.add_argument("--hz200-seconds", type=float, default=5.0)
@@ -720,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f", Node {m['node']} (ws {m.get('node ws', '?')})\n")
     rows = report["results"] + ([report["hz200"]] if report["hz200"] else [])
     print(table(rows))
+    if args.repeat > 1:
+        print(f"\nMeans over {args.repeat} rounds:\n")
+        print(summary(report["results"]))
     print()
     for line in report["verdicts"]:
         print(line)
