@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from daemon.adapters.redis_backplane import RedisBackplane
 from daemon.config import Config
@@ -25,6 +25,7 @@ from daemon.hub.backplane import EventMessage
 from daemon.runtime import Runtime
 from daemon.store.repository import Store
 from tests.conftest import ADMIN_KEY, timeout
+from tests.test_ws_hub import recv_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 Fleet = Callable[..., Any]
@@ -45,19 +46,6 @@ async def set_rate(rt: Runtime, buy: float, sell: float, store: str = "s1") -> i
     r = await api(rt, "POST", "/api/rates/set", body)
     assert r.status_code == 200, r.text
     return r.status_code
-
-
-async def recv_until(
-    ws: ClientConnection, pred: Callable[[dict[str, Any]], bool], within: float = 5
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout(within)
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("expected message did not arrive in time")
-        msg = json.loads(await asyncio.wait_for(ws.recv(), left))
-        if pred(msg):
-            return msg
 
 
 def is_override(m: dict[str, Any]) -> bool:
