@@ -308,3 +308,70 @@ def test_ready_lists_sessions_with_something_to_send() -> None:
     hub.flush(T0 + WINDOW)
     assert hub.take_ready() == [b]
     assert json.loads(b.outbox[0].text)["data"]["rates"][0]["currencyPair"] == "BTC/CAD"
+
+
+# -- the adapter's alarms -------------------------------------------------------------------
+
+
+def test_wake_rings_once_per_window_at_the_first_change() -> None:
+    hub = make_hub()
+    rings: list[str] = []
+    hub.wake = lambda: rings.append("wake")
+    hub.queued = lambda: rings.append("queued")
+    s = hub.open(1, STORE_OS, "s1", "admin", T0)  # (its snapshot rings ``queued``)
+    drain(hub, s)
+    s.write = lambda frame: True  # a draining socket
+    rings.clear()
+    hub.mark_rates([USDCAD])
+    hub.mark_rates([EURCAD], "s1")
+    hub.publish_market([{"currencyPair": "USD/CAD"}], T0)
+    assert rings == ["wake"]  # one flush owed, however many changes
+    hub.flush(T0 + WINDOW)
+    hub.mark_rates([USDCAD])
+    assert rings == ["wake", "wake"]
+
+
+def test_a_frame_left_in_an_outbox_rings_queued_not_wake() -> None:
+    """A socket that does not drain must not set when the hub flushes: its frames ring
+    ``queued`` (write when you can), never ``wake`` (flush)."""
+    hub = make_hub()
+    rings: list[str] = []
+    hub.wake = lambda: rings.append("wake")
+    hub.queued = lambda: rings.append("queued")
+    s = hub.open(1, STORE_OS, "s1", "admin", T0)
+    s.write = lambda frame: False  # the socket is not draining
+    hub.flush(T0)  # (the opening snapshot is already queued)
+    rings.clear()
+    hub.publish_event("rate_lock_created", {"lockId": "L1"}, "s1", T0)
+    assert rings == ["queued"]
+    assert kind(json.loads(s.outbox[-1].text)) == "rate_lock_created"
+
+
+def test_a_draining_session_is_written_at_once() -> None:
+    hub = make_hub()
+    written: list[str] = []
+    s = hub.open(1, STORE_OS, "s1", "admin", T0)
+    drain(hub, s)
+    s.write = lambda frame: written.append(frame.text) is None
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 + WINDOW)
+    assert not s.outbox
+    assert [kind(json.loads(t)) for t in written] == ["rate_update"]
+    assert s.last_seq == json.loads(written[0])["seq"]
+
+
+def test_owes_a_flush_while_a_frequency_holds_a_group_back() -> None:
+    rates = FakeRates()
+    hub = make_hub(rates)
+    slow = hub.open(1, DASHBOARD, None, "admin", T0)
+    send(hub, slow, "subscribe", {"symbols": ["USD"], "frequency": 1000})
+    drain(hub, slow)
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 + WINDOW)
+    drain(hub, slow)
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 + 2 * WINDOW)  # within the client's second: held back
+    assert hub.owes()
+    hub.flush(T0 + 1.2)
+    assert rates_of(drain(hub, slow)[-1])
+    assert not hub.owes()

@@ -1,9 +1,14 @@
 """Connects the sans-I/O hub to live connections.
 
-Every batch window: ``hub.flush(now)``, then write each ready session's outbox
-to its connection if the connection is draining; otherwise leave the frames in
-the outbox, where the hub's slow-consumer policy applies. Replies to a client's
-own message (pong, errors, acks) are written at once, not at the next window.
+When the hub has something to send (``Hub.wake``), the pump flushes it as soon
+as one batch window has passed since the previous flush: ``hub.flush(now)``,
+then each ready session's outbox goes to its connection if the connection is
+draining; otherwise the frames stay in the outbox, where the hub's slow-consumer
+policy applies. Flushing on demand rather than on a fixed beat means a change
+waits at most one window and usually less (it never waits for the beat's
+phase), two flushes are never closer than a window, and an idle hub does no
+work. Replies to a client's own message (pong, errors, acks) are written at
+once, not at the next window.
 """
 
 from __future__ import annotations
@@ -61,7 +66,13 @@ class HubPump:
         self._per_key: Counter[str] = Counter()
         self._per_store: Counter[str | None] = Counter()
         self.accepting = True
-        hub.direct = self._direct
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the next flush
+        self._retry: asyncio.TimerHandle | None = None  # the next try of blocked sockets
+        self._write_soon = False
+        self._last_flush = float("-inf")  # loop time
+        hub.wake = self._arm
+        hub.queued = self._queued
         # Fan-out latency (ms) from the first change in a window to the end of its writes.
         self.latencies: deque[float] = deque(maxlen=2048)
 
@@ -95,6 +106,7 @@ class HubPump:
             last_seq=last_seq,
             last_epoch=epoch,
         )
+        session.write = conn.write_now
         self.conns[sid] = conn
         self._per_key[key_id] += 1
         self._per_store[store_id] += 1
@@ -138,12 +150,6 @@ class HubPump:
         self.hub.receive(sid, text, self.clock.time())
         self.write_ready()
 
-    def _direct(self, s: Session, frame: Frame) -> bool:
-        """The hub's fast path: a session with nothing queued on a draining socket gets
-        its frame written now, without a trip through its outbox."""
-        conn = self.conns.get(s.id)
-        return conn is not None and conn.write_now(frame)
-
     def write_ready(self) -> None:
         ready = self.hub.take_ready()
         if self._blocked:
@@ -165,6 +171,25 @@ class HubPump:
             s.outbox.clear()
             conn.write(frames)
             self.hub.sent(s, frames)
+        if self._blocked and self._retry is None and self._loop is not None:
+            # Try them again in a window, on a timer of their own: the flush keeps
+            # following the changes, not this.
+            self._retry = self._loop.call_later(self.window_s, self._retry_blocked)
+
+    def _retry_blocked(self) -> None:
+        self._retry = None
+        self.write_ready()
+
+    def _queued(self) -> None:
+        """A frame waits in an outbox (an event for a client with frames queued, a
+        close owed): write what can be written on the loop's next turn."""
+        if not self._write_soon and self._loop is not None:
+            self._write_soon = True
+            self._loop.call_soon(self._write_queued)
+
+    def _write_queued(self) -> None:
+        self._write_soon = False
+        self.write_ready()
 
     def tick(self) -> None:
         first = self.hub.flush(self.clock.time())
@@ -183,21 +208,38 @@ class HubPump:
 
         return {"p50": pick(0.50), "p99": pick(0.99), "samples": len(xs)}
 
+    def _arm(self) -> None:
+        """Schedule a flush one window after the start of the previous one, or now if
+        that has passed (so a client never gets more than 1 s / window rate frames a
+        second, and the flush's own time does not stretch the window)."""
+        loop = self._loop
+        if self._timer is None and loop is not None:
+            due = max(self._last_flush + self.window_s, loop.time())
+            self._timer = loop.call_at(due, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        assert self._loop is not None
+        self._last_flush = self._loop.time()
+        self.tick()
+        if self.hub.owes():
+            self._arm()  # what a subscription's frequency held back, or an owed snapshot
+
     async def run(self) -> None:
-        """Flush every window and send heartbeats, until cancelled."""
-        loop = asyncio.get_running_loop()
-        next_beat = loop.time() + self.heartbeat_s
-        while True:
-            # One window from the start of one flush to the start of the next: the flush's
-            # own time does not stretch the window, and two flushes are never closer than a
-            # window (so a client never gets more than 1 s / window rate frames a second).
-            started = loop.time()
-            self.tick()
-            if started >= next_beat:
-                next_beat = started + self.heartbeat_s
+        """Flush on demand and send heartbeats, until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._arm()  # anything that arrived before the loop ran
+        try:
+            while True:
+                await asyncio.sleep(self.heartbeat_s)
                 self.hub.heartbeat(self.clock.time())
                 self.write_ready()
-            await asyncio.sleep(max(0.0, started + self.window_s - loop.time()))
+        finally:
+            for timer in (self._timer, self._retry):
+                if timer is not None:
+                    timer.cancel()
+            self._timer = self._retry = None
+            self._loop = None
 
     def close_all(self, code: int, reason_for: dict[int, str] | None = None) -> None:
         for sid, conn in list(self.conns.items()):

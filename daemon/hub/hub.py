@@ -164,9 +164,26 @@ class Hub:
         self._ready: set[Session] = set()
         self._resnap: set[Session] = set()  # dropped rate frames: a snapshot is owed
         self.stats = HubStats()
-        # The fast path an adapter may install: write a frame at once when the session
-        # has nothing queued and its socket drains (True), or decline so it is queued.
-        self.direct: Callable[[Session, Frame], bool] | None = None
+        # The adapter's alarms. ``wake``: called once, at the first change after a
+        # ``flush``; the adapter flushes as soon as a window has passed since the last
+        # flush, so values leave as fresh as the window allows and an idle hub costs
+        # nothing. ``queued``: a frame waits in an outbox or a close is owed (a socket
+        # that did not drain, mostly); the adapter calls ``take_ready`` soon. Kept apart
+        # so that a stalled client never sets the flush's phase.
+        self.wake: Callable[[], None] | None = None
+        self.queued: Callable[[], None] | None = None
+        self._armed = False
+
+    def _poke(self) -> None:
+        if not self._armed:
+            self._armed = True
+            if self.wake is not None:
+                self.wake()
+
+    def owes(self) -> bool:
+        """Whether a flush is owed without any new change: a group held back by its
+        ``frequency``, or a snapshot owed after dropped frames."""
+        return bool(self._group_pending or self._resnap)
 
     def configure_limits(self, messages_per_second: float, message_burst: int) -> None:
         """New inbound limits, for sessions opened from now on (reload)."""
@@ -397,6 +414,7 @@ class Hub:
         self._marks += len(pairs)
         if self._first_mark is None:
             self._first_mark = now
+        self._poke()
         if store_id is None:
             self._dirty_all |= pairs
         else:
@@ -442,6 +460,7 @@ class Hub:
         rates, quotes are conflated per pair and leave once per window (``flush``)."""
         if self._first_mark is None:
             self._first_mark = now
+        self._poke()
         for q in quotes:
             self._market_pending[q["currencyPair"]] = q
 
@@ -499,6 +518,7 @@ class Hub:
         market frame per market-data subscriber. Returns when the oldest change in the
         window was made (for the fan-out latency metric), or None if nothing changed."""
         first, self._first_mark = self._first_mark, None
+        self._armed = False
         if self._market_pending:
             self._flush_market(now)
         if self._resnap:
@@ -544,12 +564,14 @@ class Hub:
 
     def _fan_out(self, members: set[Session], frame: Frame, now: float) -> None:
         """One group's frame to each member: the hot loop of the hub. A member with an
-        empty outbox goes straight through ``direct``; anything else takes ``_enqueue``."""
-        direct, seq, written = self.direct, frame.seq, 0
+        empty outbox goes straight to its connection (``Session.write``); anything else
+        takes ``_enqueue``."""
+        seq, written = frame.seq, 0
         for s in members:
+            write = s.write
             if s.needs_snapshot:
                 self._snapshot(s, now)
-            elif direct is not None and not s.outbox and s.closing is None and direct(s, frame):
+            elif write is not None and not s.outbox and s.closing is None and write(frame):
                 s.last_seq = seq
                 written += 1
             else:
@@ -677,6 +699,8 @@ class Hub:
         s.closing = (code, reason)
         s.outbox.clear()
         self._ready.add(s)
+        if self.queued is not None:
+            self.queued()
 
     def _enqueue(
         self, s: Session, frame: Frame, control: bool = False, force: bool = False
@@ -700,6 +724,7 @@ class Hub:
                 s.outbox = kept
                 s.needs_snapshot = True
                 self._resnap.add(s)
+                self._poke()
             if len(s.outbox) >= self.queue_frames:
                 self.stats.slow_closes += 1
                 self._close(
@@ -709,10 +734,12 @@ class Hub:
             if frame.conflatable and not control:
                 return  # the snapshot that follows supersedes it
         self.stats.messages += 1
-        if not s.outbox and self.direct is not None and self.direct(s, frame):
+        if not s.outbox and s.write is not None and s.write(frame):
             self.stats.frames += 1
             if frame.seq >= 0:
                 s.last_seq = frame.seq
             return
         s.outbox.append(frame)
         self._ready.add(s)
+        if self.queued is not None:
+            self.queued()

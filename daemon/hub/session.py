@@ -7,6 +7,7 @@ client's socket is not draining; see ``Hub._enqueue`` for what happens when it f
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.engine.pairs import Pair
@@ -42,22 +43,16 @@ class Subscription:
 class Frame:
     """One outgoing message, shared by every session of a group: encoded to UTF-8 once."""
 
-    __slots__ = ("text", "seq", "conflatable", "_data")
+    __slots__ = ("text", "seq", "conflatable", "data")
 
     def __init__(self, text: str, seq: int, conflatable: bool) -> None:
         self.text = text
         self.seq = seq
         self.conflatable = conflatable  # a rates frame: a newer snapshot supersedes it
-        self._data: bytes | None = None
-
-    @property
-    def data(self) -> bytes:
-        if self._data is None:
-            self._data = self.text.encode()
-        return self._data
+        self.data = text.encode()  # once, here: a frame is written to many sockets
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
     id: int
     client_type: str
@@ -77,6 +72,9 @@ class Session:
     skip_through: int = 0
     # Message shape: WRAPPED ({type: "data", data: {type, ...}}) or FLAT ({type, data}).
     dialect: str = ""
+    # The connection's fast path, set by the adapter: write a frame at once if the
+    # socket drains (True), or decline (False) so the hub queues it in the outbox.
+    write: Callable[[Frame], bool] | None = None
 
     def __post_init__(self) -> None:
         if not self.dialect:
