@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from websockets.asyncio.server import Server as WsServer
 
 from daemon import auth, wire
 from daemon.adapters import systemd
@@ -43,9 +42,8 @@ from daemon.adapters.http_security import SecurityHeaders
 from daemon.adapters.metrics import add_ops_routes
 from daemon.adapters.tls import server_context
 from daemon.adapters.writer import Writer
-from daemon.adapters.ws_asgi import add_hub_route
 from daemon.adapters.ws_pump import HubPump
-from daemon.adapters.ws_server import serve_hub
+from daemon.adapters.ws_server import HubEndpoint
 from daemon.config import Config
 from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, retention_cutoff
 from daemon.engine.engine import RateEngine
@@ -326,7 +324,17 @@ class Runtime:
     async def _start_listeners(self) -> None:
         cfg = self.config
         app = create_app(self)
-        add_hub_route(app, self.pump, self.keys, cfg.server.cors_origins)
+        self.hub_endpoint = HubEndpoint(
+            self.pump,
+            self.keys,
+            cfg.server.cors_origins,
+            max_size=cfg.hub.max_frame_bytes,
+            ping_interval=cfg.hub.ping_interval_s,
+            ping_timeout=cfg.hub.ping_timeout_s,
+            send_buffer=cfg.hub.send_buffer_bytes,
+            close_timeout=cfg.hub.close_timeout_s,
+            tls=self.tls is not None,
+        )
         add_ops_routes(app, self)
         add_market_routes(app, self)
         sock = bind(cfg.server.host, cfg.server.port)
@@ -337,14 +345,10 @@ class Runtime:
             log_level="warning",
             access_log=False,
             lifespan="off",
-            ws="websockets-sansio",
-            # Like the hub port (compression=None): browsers offer permessage-deflate, and
-            # compressing each frame per client doubles the CPU per message and the memory
-            # per connection (bench/README.md, "Hub fan-out").
-            ws_per_message_deflate=False,
-            ws_max_size=cfg.hub.max_frame_bytes,
-            ws_ping_interval=cfg.hub.ping_interval_s,
-            ws_ping_timeout=cfg.hub.ping_timeout_s,
+            # Upgrades on the API port go to the hub's own endpoint (a websockets
+            # connection), not through ASGI: the same connection, checks and cost per
+            # message as the hub port. uvicorn calls it as it would a protocol class.
+            ws=self.hub_endpoint.upgrade,  # type: ignore[arg-type]
             server_header=False,
             timeout_graceful_shutdown=1,
             ssl_certfile=cfg.server.tls_cert_file if tls else None,
@@ -355,21 +359,11 @@ class Runtime:
         while not self.http.started:
             await asyncio.sleep(0.005)
         if cfg.server.hub_port >= 0:
-            ws: WsServer = await serve_hub(
-                self.pump,
-                self.keys,
-                cfg.server.cors_origins,
-                cfg.server.host,
-                cfg.server.hub_port,
-                max_size=cfg.hub.max_frame_bytes,
-                ping_interval=cfg.hub.ping_interval_s,
-                ping_timeout=cfg.hub.ping_timeout_s,
-                send_buffer=cfg.hub.send_buffer_bytes,
-                close_timeout=cfg.hub.close_timeout_s,
-                ssl=self.tls,
+            listener = await self.hub_endpoint.listen(
+                cfg.server.host, cfg.server.hub_port, ssl=self.tls
             )
-            self._servers.append(ws)
-            self.hub_port = next(iter(ws.sockets)).getsockname()[1]
+            self.hub_port = listener.sockets[0].getsockname()[1]
+        self._servers.append(self.hub_endpoint)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
