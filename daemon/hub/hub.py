@@ -161,6 +161,8 @@ class Hub:
         self._marks = 0
         self._first_mark: float | None = None
         self._market_pending: dict[str, dict[str, Any]] = {}
+        # Who asked for market data: the market flush visits them, not every session.
+        self._market_subs: set[Session] = set()
         self._ready: set[Session] = set()
         self._resnap: set[Session] = set()  # dropped rate frames: a snapshot is owed
         self.stats = HubStats()
@@ -241,8 +243,11 @@ class Hub:
 
     def _join(self, s: Session) -> None:
         self._groups.setdefault(s.group_key, set()).add(s)
+        if s.sub.market_data:
+            self._market_subs.add(s)
 
     def _leave(self, s: Session) -> None:
+        self._market_subs.discard(s)
         members = self._groups.get(s.group_key)
         if members is not None:
             members.discard(s)
@@ -481,9 +486,7 @@ class Hub:
         self._market_pending.clear()
         ts = int(now * 1000)
         frames: dict[str, Frame] = {}
-        for s in self.sessions.values():
-            if not s.sub.market_data:
-                continue
+        for s in self._market_subs:
             mine = quotes
             if s.sub.pairs is not None:
                 names = {str(p) for p in s.sub.pairs}
