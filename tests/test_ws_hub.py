@@ -1,5 +1,6 @@
 """The WebSocket hub against a real daemon on 127.0.0.1, on both listeners:
-the API port (``/api/rates/websocket`` through ASGI) and the hub port (WEBSOCKET_PORT)."""
+the API port (``/api/rates/websocket``, uvicorn handing the upgrade to the hub's
+endpoint) and the hub port (WEBSOCKET_PORT)."""
 
 from __future__ import annotations
 
@@ -275,3 +276,20 @@ async def test_guide_api_reference_snippet(runtime: Runtime, listener: str) -> N
                 and any(r["buyRate"] == 1.37 for r in m["data"]["rates"])
             ),
         )
+
+
+async def test_api_port_upgrades_only_the_hub_path(runtime: Runtime) -> None:
+    """uvicorn hands every upgrade on the API port to the hub's endpoint: other paths get
+    404 with where the hub is, and plain HTTP on the same port is untouched."""
+    for path in ("/", "/api/rates/get", "/ws"):
+        url = f"ws://127.0.0.1:{runtime.api_port}{path}?token={ADMIN_KEY}"
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url):
+                pass
+        assert info.value.response.status_code == 404
+        assert b"/api/rates/websocket" in info.value.response.body
+    async with connect(ws_url(runtime, "api", clientType="dashboard")) as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.api_port}") as c:
+            r = await c.get("/api/rates/get", headers=AUTH)
+        assert r.status_code == 200
