@@ -62,8 +62,11 @@ async def pump() -> AsyncIterator[HubPump]:
 
 
 def flush_due(p: HubPump) -> float | None:
-    """When the pump's next flush runs (loop time), or None if none is scheduled."""
-    return None if p._timer is None else p._timer.when()
+    """When the pump's next flush runs (loop time; 0.0: on the loop's next turn), or None
+    if none is scheduled."""
+    if p._timer is None:
+        return None
+    return p._timer.when() if isinstance(p._timer, asyncio.TimerHandle) else 0.0
 
 
 def quiet(p: HubPump) -> None:

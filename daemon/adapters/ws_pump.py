@@ -67,7 +67,7 @@ class HubPump:
         self._per_store: Counter[str | None] = Counter()
         self.accepting = True
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None  # the next flush
+        self._timer: asyncio.Handle | None = None  # the next flush
         self._retry: asyncio.TimerHandle | None = None  # the next try of blocked sockets
         self._write_soon = False
         self._last_flush = float("-inf")  # loop time
@@ -214,8 +214,13 @@ class HubPump:
         second, and the flush's own time does not stretch the window)."""
         loop = self._loop
         if self._timer is None and loop is not None:
-            due = max(self._last_flush + self.window_s, loop.time())
-            self._timer = loop.call_at(due, self._flush)
+            due = self._last_flush + self.window_s
+            if due <= loop.time():
+                # On the loop's next turn, ahead of its I/O callbacks: the flush then
+                # follows the change closely, and the next window starts no later.
+                self._timer = loop.call_soon(self._flush)
+            else:
+                self._timer = loop.call_at(due, self._flush)
 
     def _flush(self) -> None:
         self._timer = None
