@@ -165,11 +165,12 @@ class HubEndpoint:
     async def _no_listener(self) -> asyncio.Server:
         raise RuntimeError("HubEndpoint.listen opens the hub's own port")
 
-    def close(self, code: int = 1001, reason: str = "") -> None:
-        """Stop: refuse upgrades (503), close the own port and every connection."""
+    def close(self) -> None:
+        """Stop: refuse upgrades (503), close the own port and every connection (1001;
+        the drain has told each client to come back with 1012 before)."""
         self.server.serving = False
         if hasattr(self.server, "server"):
-            self.server.close(code=code, reason=reason)
+            self.server.close()
 
     async def wait_closed(self) -> None:
         if hasattr(self.server, "server"):
