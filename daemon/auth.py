@@ -278,6 +278,10 @@ class KeyRing:
         key = self._keys.get(key_id)
         return None if key is None or key.revoked else key
 
+    def known(self, key_id: str) -> bool:
+        """Whether the ring holds ``key_id`` at all, revoked or not."""
+        return key_id in self._keys
+
     def revoke(self, key_id: str) -> None:
         key = self._keys.get(key_id)
         if key is not None:

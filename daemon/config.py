@@ -199,6 +199,12 @@ class BackplaneConfig(_Section):
     queue_messages: int = _f(
         10000, "Messages held for Redis while it is unreachable (the oldest go first).", ge=1
     )
+    key_sync_interval_s: float = _f(
+        1.0,
+        "How often a node reads the shared API keys for keys created or revoked on other "
+        "nodes (a key revoked elsewhere works here at most this long).",
+        gt=0,
+    )
 
     @field_validator("url")
     @classmethod

@@ -8,6 +8,7 @@ hold the id, name, role, stores and origins, never the secret or its hash.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from daemon.store import keys as key_rows
 from daemon.store.repository import Store
 
 SOURCE = "api"
+log = logging.getLogger("ratehub.keys")
 
 
 class Clock(Protocol):
@@ -86,6 +88,30 @@ class KeyService:
         self.ring.revoke(key_id)
         self.on_revoke(key_id)
         return data
+
+    async def sync(self) -> tuple[int, int]:
+        """Take in what other nodes of a fleet did to the shared ``api_keys`` table: keys
+        created there start working here, keys revoked there stop (their WebSockets
+        close). Returns (added, revoked)."""
+
+        def read() -> list[auth.ApiKey]:
+            with self.store.session() as s:
+                return key_rows.load_all(s)
+
+        added = revoked = 0
+        for key in await asyncio.to_thread(read):
+            mine = self.ring.get(key.id)
+            if key.revoked:
+                if mine is not None:
+                    self.ring.revoke(key.id)
+                    self.on_revoke(key.id)
+                    revoked += 1
+            elif mine is None and not self.ring.known(key.id):
+                self.ring.add(key)
+                added += 1
+        if added or revoked:
+            log.info("API keys from the fleet: %d added, %d revoked", added, revoked)
+        return added, revoked
 
     async def list(self) -> list[dict[str, Any]]:
         """Every stored key, revoked ones too, and the API_SECRET_KEY admin key if set."""

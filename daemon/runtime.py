@@ -186,6 +186,9 @@ class Runtime:
         self._spawn(self._every(cfg.hub.status_interval_s, self._publish_status), "status")
         self._spawn(self._every(1.0, self._sample_rates), "rates-sampler")
         self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
+        if self.fleet is not None:
+            # Keys live in the shared database; other nodes create and revoke them too.
+            self._spawn(self._every(cfg.backplane.key_sync_interval_s, self._sync_keys), "keys")
 
     async def _check_thresholds(self) -> None:
         """Breaches are announced once per fleet: only the leading node checks."""
@@ -283,6 +286,9 @@ class Runtime:
         key_id = auth.key_id_of(text)
         key = self.keys.get(key_id) if key_id else None
         return key is not None and key.role == auth.ADMIN
+
+    async def _sync_keys(self) -> None:
+        await self.key_service.sync()
 
     def _key_revoked(self, key_id: str) -> None:
         """A revoked key's live WebSockets close now (1008), its rate bucket goes."""

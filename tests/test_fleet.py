@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from daemon.adapters.redis_backplane import RedisBackplane
 from daemon.config import Config
@@ -375,3 +376,39 @@ async def test_a_breach_is_announced_once_per_fleet(fleet: Fleet) -> None:
         await asyncio.sleep(0.1)
     await asyncio.sleep(2.5)  # every node's threshold loop has run twice more
     assert await breaches() == 1
+
+
+async def test_a_key_created_or_revoked_on_one_node_takes_effect_on_another(
+    fleet: Fleet,
+) -> None:
+    a = await fleet("a", backplane={"key_sync_interval_s": 0.05})
+    b = await fleet("b", backplane={"key_sync_interval_s": 0.05})
+    r = await api(a, "POST", "/api/keys", {"name": "till 7", "role": "store", "stores": ["s1"]})
+    assert r.status_code in (200, 201), r.text
+    key = r.json()["data"]
+    secret, key_id = key["secret"], key["id"]
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    async def status_on_b() -> int:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.api_port}") as c:
+            got = await c.get("/api/rates/get", params={"storeId": "s1"}, headers=headers)
+            return got.status_code
+
+    async def until(code: int) -> None:
+        deadline = time.monotonic() + timeout(5)
+        while (last := await status_on_b()) != code:
+            assert time.monotonic() < deadline, f"node b still answers {last}, not {code}"
+            await asyncio.sleep(0.05)
+
+    await until(200)  # created on a, works on b
+    url = f"ws://127.0.0.1:{b.api_port}/api/rates/websocket?clientType=store_os&storeId=s1"
+    async with connect(f"{url}&token={secret}") as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        r = await api(a, "POST", f"/api/keys/{key_id}/revoke", {"reason": "till stolen"})
+        assert r.status_code == 200, r.text
+        await until(401)  # revoked on a, refused on b ...
+        with pytest.raises(ConnectionClosed) as closed:  # ... and b closed its WebSocket
+            async with asyncio.timeout(timeout(5)):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

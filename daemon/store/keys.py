@@ -50,6 +50,11 @@ def load_active(s: Session) -> list[ApiKey]:
     return [to_key(r) for r in rows]
 
 
+def load_all(s: Session) -> list[ApiKey]:
+    """Every stored key, revoked ones flagged (what another node has done since)."""
+    return [to_key(r) for r in s.exec(select(ApiKeyRow))]
+
+
 def all_rows(s: Session) -> list[ApiKeyRow]:
     return list(s.exec(select(ApiKeyRow).order_by(ApiKeyRow.created_us, ApiKeyRow.id)))  # type: ignore[arg-type]
 
