@@ -137,6 +137,32 @@ async def test_dead_client_is_detected_and_cleaned_up(make_config: Callable[...,
         await rt.stop()
 
 
+@pytest.mark.parametrize("listener", ["api", "hub"])
+async def test_a_client_that_never_answers_a_close_is_cut_off(
+    make_config: Callable[..., Config], listener: str
+) -> None:
+    """The hub closes a session (a revoked key here; drain and slow consumers alike): a
+    client that never answers the close is dropped after close_timeout_s, not at the
+    next ping, and its session and its slot under the connection limits go with it."""
+    rt = await started(make_config(hub={"ping_interval_s": 60, "close_timeout_s": 0.3}))
+    try:
+        port = rt.api_port if listener == "api" else rt.hub_port
+        path = f"/api/rates/websocket?token={ADMIN_KEY}&clientType=store_os&storeId=mute"
+        sock = await asyncio.to_thread(raw_upgrade, port or 0, path)
+        deadline = time.monotonic() + timeout(10)
+        while not rt.hub.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        (session,) = rt.hub.sessions.values()
+        assert rt.pump.close_key(session.key_id, "API key revoked") == 1
+        while rt.hub.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not rt.hub.sessions, "the mute client's session outlived close_timeout_s"
+        assert time.monotonic() < deadline
+        sock.close()
+    finally:
+        await rt.stop()
+
+
 async def test_stalled_client_is_closed_and_others_keep_flowing(
     make_config: Callable[..., Config],
 ) -> None:
