@@ -265,7 +265,7 @@ class Runtime:
                 self.admin_key_file = self.state_dir / ADMIN_KEY_FILE
                 return
             key, text = auth.new_key("generated admin", auth.ADMIN)
-            for old in [k for k in self.keys.all() if k.name == "generated admin"]:
+            for old in self._replaced_admin_keys():
                 key_rows.revoke(s, old.id, to_us(self.clock.now()))
                 self.keys.revoke(old.id)
             key_rows.insert(s, key, to_us(self.clock.now()))
@@ -276,6 +276,19 @@ class Runtime:
             fh.write(text + "\n")
         os.chmod(path, 0o600)
         self.admin_key_file = path
+
+    def _replaced_admin_keys(self) -> list[auth.ApiKey]:
+        """The generated admin keys a new one replaces. On a single node: every one (only
+        the newest is in its file). In a fleet the other nodes' generated keys are theirs
+        and in use: only the one this node's own file named."""
+        generated = [k for k in self.keys.all() if k.name == "generated admin"]
+        if not self.config.backplane.url:
+            return generated
+        try:
+            mine = auth.key_id_of((self.state_dir / ADMIN_KEY_FILE).read_text())
+        except OSError:
+            return []
+        return [k for k in generated if k.id == mine]
 
     def _admin_key_file_works(self) -> bool:
         """The admin key file exists and names an admin key that is not revoked."""

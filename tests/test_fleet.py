@@ -66,15 +66,22 @@ def has_rate(buy: float) -> Callable[[dict[str, Any]], bool]:
 async def fleet(
     make_config: Callable[..., Config], tmp_path: Path, pg_url: str, redis_url: str, channel: str
 ) -> AsyncIterator[Fleet]:
-    """``await fleet("a", **sections)`` starts a node on the shared database and Redis."""
+    """``await fleet("a", **sections)`` starts a node on the shared database and Redis
+    (``env=`` for environment variables)."""
     nodes: list[Runtime] = []
 
-    async def start(name: str, **sections: dict[str, Any]) -> Runtime:
+    async def start(
+        name: str, env: dict[str, str] | None = None, **sections: dict[str, Any]
+    ) -> Runtime:
         backplane = {"url": redis_url, "channel": channel, "node_id": name}
         backplane.update(sections.pop("backplane", {}))
         store = {"url": pg_url, **sections.pop("store", {})}
         cfg = make_config(
-            server={"state_dir": str(tmp_path / name)}, store=store, backplane=backplane, **sections
+            env,
+            server={"state_dir": str(tmp_path / name)},
+            store=store,
+            backplane=backplane,
+            **sections,
         )
         rt = Runtime(cfg)
         await rt.start()
@@ -412,3 +419,23 @@ async def test_a_key_created_or_revoked_on_one_node_takes_effect_on_another(
                 while True:
                     await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_a_node_generating_its_admin_key_leaves_the_other_nodes_keys_alone(
+    fleet: Fleet,
+) -> None:
+    """Without API_SECRET_KEY each node generates an admin key into its own state
+    directory; a node starting up (or replacing a lost file) must not revoke the key
+    another node's operators are using."""
+    no_key = {"API_SECRET_KEY": ""}
+    sync = {"key_sync_interval_s": 0.05}
+    a = await fleet("a", env=no_key, backplane=sync)
+    b = await fleet("b", env=no_key, backplane=sync)
+    keys = {rt: (rt.state_dir / "admin.key").read_text().strip() for rt in (a, b)}
+    assert keys[a] != keys[b]
+    await asyncio.sleep(0.3)  # several key syncs
+    for rt, key in keys.items():
+        for node in (a, b):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.api_port}") as c:
+                got = await c.get("/api/keys", headers={"Authorization": f"Bearer {key}"})
+            assert got.status_code == 200, (rt.config.backplane.node_id, got.text)
