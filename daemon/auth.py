@@ -270,6 +270,9 @@ def key_id_of(text: str) -> str | None:
 class KeyRing:
     def __init__(self, keys: list[ApiKey] | None = None) -> None:
         self._keys = {k.id: k for k in keys or []}
+        # Revoked here before this ring ever held them (created on another node of a
+        # fleet, not synced yet): a sync that read the table earlier must not add them.
+        self._revoked_ids: set[str] = set()
 
     def add(self, key: ApiKey) -> None:
         self._keys[key.id] = key
@@ -279,13 +282,15 @@ class KeyRing:
         return None if key is None or key.revoked else key
 
     def known(self, key_id: str) -> bool:
-        """Whether the ring holds ``key_id`` at all, revoked or not."""
-        return key_id in self._keys
+        """Whether the ring has heard of ``key_id`` at all, revoked or not."""
+        return key_id in self._keys or key_id in self._revoked_ids
 
     def revoke(self, key_id: str) -> None:
         key = self._keys.get(key_id)
         if key is not None:
             self._keys[key_id] = replace(key, revoked=True)
+        else:
+            self._revoked_ids.add(key_id)
 
     def all(self) -> list[ApiKey]:
         return sorted(self._keys.values(), key=lambda k: k.id)

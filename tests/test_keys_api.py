@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +15,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from daemon import auth
+from daemon.adapters.clock import SystemClock
+from daemon.adapters.writer import Writer
 from daemon.config import Config
+from daemon.key_service import KeyService
 from daemon.runtime import Runtime
+from daemon.store import keys as key_rows
+from daemon.store.repository import Store, sqlite_url
 from tests.conftest import ADMIN_KEY, timeout
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -200,3 +207,34 @@ async def test_key_origins_are_checked_at_the_websocket_upgrade(
             pass
     assert refused.value.response.status_code == 403
     assert b"https://evil.example" in refused.value.response.body
+
+
+async def test_key_sync_takes_in_other_nodes_keys_and_never_revives_a_revoked_one(
+    tmp_path: Path,
+) -> None:
+    """``KeyService.sync`` against a real database that another node writes to."""
+    store = Store(sqlite_url(tmp_path))
+    store.open()
+    try:
+        ring = auth.KeyRing()
+        closed: list[str] = []
+        service = KeyService(ring, store, Writer(store), SystemClock(), closed.append)
+        created, _ = auth.new_key("till 1", auth.STORE, frozenset({"s1"}))
+        early, _ = auth.new_key("till 2", auth.STORE, frozenset({"s1"}))
+        with store.session() as s:  # what another node committed
+            key_rows.insert(s, created, 1)
+            key_rows.insert(s, early, 1)
+            s.commit()
+        # Revoked here before this node had synced it (the row above is a stale read).
+        ring.revoke(early.id)
+        assert await service.sync() == (1, 0)
+        assert ring.get(created.id) is not None
+        assert ring.get(early.id) is None
+        with store.session() as s:  # the other node revokes one
+            key_rows.revoke(s, created.id, 2)
+            s.commit()
+        assert await service.sync() == (0, 1)
+        assert ring.get(created.id) is None and closed == [created.id]
+        assert await service.sync() == (0, 0)  # nothing twice
+    finally:
+        store.close()
