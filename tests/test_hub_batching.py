@@ -339,10 +339,12 @@ def test_a_frame_left_in_an_outbox_rings_queued_not_wake() -> None:
     hub.wake = lambda: rings.append("wake")
     hub.queued = lambda: rings.append("queued")
     s = hub.open(1, STORE_OS, "s1", "admin", T0)
-    s.write = lambda frame: False  # the socket is not draining
-    hub.flush(T0)  # (the opening snapshot is already queued)
+    drain(hub, s)  # (the welcome and snapshot), so the event tries the socket first
+    declined: list[str] = []
+    s.write = lambda frame: declined.append(frame.text) is not None  # not draining
     rings.clear()
     hub.publish_event("rate_lock_created", {"lockId": "L1"}, "s1", T0)
+    assert len(declined) == 1
     assert rings == ["queued"]
     assert kind(json.loads(s.outbox[-1].text)) == "rate_lock_created"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -134,9 +135,38 @@ async def test_a_stalled_socket_is_retried_without_moving_the_flush(pump: HubPum
     assert stalled.frames == []
     assert flush_due(pump) is None  # nothing owed to anyone but the stalled client
     assert pump._retry is not None
+    assert pump._retry.when() == pytest.approx(asyncio.get_running_loop().time() + WINDOW, abs=0.02)
+    await asyncio.sleep(WINDOW * 1.5)  # still stalled: tried, and tried again later
+    assert stalled.frames == [] and pump._retry is not None
     stalled.paused = False
-    pump._retry_blocked()
+    await asyncio.sleep(WINDOW * 1.5)  # the retry timer writes it once the socket drains
     assert stalled.kinds() == ["rate_update"]
+    assert pump._retry is None
+
+
+async def test_a_failed_flush_is_retried(pump: HubPump) -> None:
+    conn = RecordingConn()
+    pump.attach(conn, STORE_OS, "s1", "admin")
+    conn.frames.clear()
+    quiet(pump)
+    rates, calls = pump.hub._rates, 0
+
+    def broken_once(store_id: str | None) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("pricing failed")
+        return rates(store_id)
+
+    pump.hub._rates = broken_once
+    errors: list[Any] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+    pump.hub.mark_rates([USDCAD])
+    await turn()
+    assert errors and conn.frames == []
+    assert flush_due(pump) is not None  # the change is still owed
+    await asyncio.sleep(WINDOW * 1.5)
+    assert conn.kinds() == ["rate_update"]
 
 
 async def test_an_event_for_a_client_with_frames_queued_is_written_on_the_next_turn(

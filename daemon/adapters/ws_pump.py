@@ -226,9 +226,13 @@ class HubPump:
         self._timer = None
         assert self._loop is not None
         self._last_flush = self._loop.time()
-        self.tick()
-        if self.hub.owes():
-            self._arm()  # what a subscription's frequency held back, or an owed snapshot
+        try:
+            self.tick()
+        finally:
+            if self.hub.owes():
+                # What a subscription's frequency held back, an owed snapshot, or (if
+                # the flush failed; the loop logs it) the changes it did not send.
+                self._arm()
 
     async def run(self) -> None:
         """Flush on demand and send heartbeats, until cancelled."""

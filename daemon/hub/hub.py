@@ -184,8 +184,15 @@ class Hub:
 
     def owes(self) -> bool:
         """Whether a flush is owed without any new change: a group held back by its
-        ``frequency``, or a snapshot owed after dropped frames."""
-        return bool(self._group_pending or self._resnap)
+        ``frequency``, a snapshot owed after dropped frames, or changes a flush that
+        failed did not send."""
+        return bool(
+            self._group_pending
+            or self._resnap
+            or self._dirty_all
+            or self._dirty_store
+            or self._market_pending
+        )
 
     def configure_limits(self, messages_per_second: float, message_burst: int) -> None:
         """New inbound limits, for sessions opened from now on (reload)."""
