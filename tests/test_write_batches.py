@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
+
 from daemon import wire
 from daemon.runtime import Runtime
 
@@ -36,15 +38,20 @@ async def test_same_key_twice_in_one_batch_leaves_one_active_row(runtime: Runtim
     assert verdict["ok"] and verdict["checked"] == 23
 
 
-async def test_stores_without_rates_of_their_own_share_the_global_table(runtime: Runtime) -> None:
+async def test_stores_without_rates_of_their_own_share_the_global_table(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The hub's per-store tables: a copy of the global rates under the store's id, until the
     store gets an override of its own; a global change reaches every copy at once."""
     svc = runtime.service
-    plain = svc.rate_table("s9")
     usd = runtime.engine.pair("USD/CAD")
+    with monkeypatch.context() as m:
+        now = svc.clock.now()
+        m.setattr(svc.clock, "now", lambda: now)  # one clock reading for both tables
+        plain, glob_table = svc.rate_table("s9"), svc.rate_table(None)
     assert plain[usd]["storeId"] == "s9"
     assert {k: v for k, v in plain[usd].items() if k != "storeId"} == {
-        k: v for k, v in svc.rate_table(None)[usd].items() if k != "storeId"
+        k: v for k, v in glob_table[usd].items() if k != "storeId"
     }
     await svc.set_override(body("s9", 1.37), "k")
     assert svc.rate_table("s9")[usd]["buyRate"] == 1.37
