@@ -75,11 +75,14 @@ class WsConn:
         return True
 
     def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake. websockets' own ``close`` runs it, so a client
-        that never answers is cut off after ``close_timeout`` (not at the next ping),
-        and its session and connection-limit slot go with it."""
+        """Send the close frame now (after whatever was written before it), then let
+        websockets' ``close`` wait for the answer: a client that never answers is cut
+        off after ``close_timeout`` (not at the next ping), and its session and its
+        connection-limit slot go with it."""
         if self.protocol.state is OPEN:
-            task = asyncio.get_running_loop().create_task(self.c.close(code, reason))
+            self.protocol.send_close(code, reason)
+            self.c.send_data()
+            task = asyncio.get_running_loop().create_task(self.c.close())
             _closing.add(task)
             task.add_done_callback(_closing.discard)
 
