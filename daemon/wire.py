@@ -340,7 +340,12 @@ class SubscribeData(WireModel):
     symbols: list[str] = Field(default_factory=list)
     subscriptionType: str = "rates"
     storeId: str | None = None
-    frequency: int | None = Field(default=None, description="minimum ms between rate updates")
+    frequency: int | None = Field(
+        default=None,
+        ge=0,
+        le=3_600_000,
+        description="minimum ms between rate updates (0 to 3,600,000; 0 or absent: every window)",
+    )
 
 
 class RateSubscribeData(WireModel):

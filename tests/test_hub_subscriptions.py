@@ -334,6 +334,8 @@ BAD: list[tuple[str, str, str]] = [
     ('{"type": "heartbeat"}', "unknown_type", "unknown message type 'heartbeat'"),
     ('{"type": "subscribe", "data": {"symbols": "USD"}}', "invalid_data", "subscribe: symbols"),
     ('{"type": "subscribe", "data": {"frequency": "often"}}', "invalid_data", "frequency"),
+    ('{"type": "subscribe", "data": {"frequency": -50}}', "invalid_data", "frequency"),
+    ('{"type": "subscribe", "data": {"frequency": 86400000}}', "invalid_data", "frequency"),
     ('{"type": "subscribe", "data": "USD/CAD"}', "invalid_data", "data must be an object"),
     ('{"type": "rate_subscribe", "data": {"rateType": "mid"}}', "invalid_data", "rateType"),
     ('{"type": "rate_subscribe", "data": [1]}', "invalid_data", "data must be an object"),
