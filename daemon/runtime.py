@@ -46,6 +46,7 @@ from daemon.adapters.ws_pump import HubPump
 from daemon.adapters.ws_server import HubEndpoint
 from daemon.config import Config
 from daemon.engine.audit import SYSTEM_ACTOR, AuditEvent, retention_cutoff
+from daemon.engine.cross import Quote
 from daemon.engine.engine import RateEngine
 from daemon.engine.pairs import Pair
 from daemon.engine.sources import BookConfig
@@ -102,6 +103,7 @@ class Runtime:
         self.hub_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[Any] = []
+        self._leading = False  # in a fleet: whether this node takes in the market
         self._stopped = asyncio.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
@@ -161,6 +163,13 @@ class Runtime:
             self._spawn(self.fleet.run(), "fleet")
         self.feed = self._make_feed()
         self.service.on_quotes(await self.feed.fetch())  # every pair priced at once
+        if self.fleet is not None:
+            # One market for the fleet: the leading node polls the sources and shares
+            # what it takes in (pushed prices too, from any node); every engine applies it.
+            self.service.share_quotes_as = self.fleet.node_id
+            self.fleet.on_quotes = self._quotes_from_fleet
+            self._leading = await self.fleet.leads()
+            self._spawn(self._every(1.0, self._check_lead), "fleet-lead")
         # Overrides and locks that lapsed while we were down: their events fire once, now.
         await self.service.expire_due()
         await self.service.expire_locks()
@@ -190,6 +199,20 @@ class Runtime:
             # Keys live in the shared database; other nodes create and revoke them too.
             self._spawn(self._every(cfg.backplane.key_sync_interval_s, self._sync_keys), "keys")
 
+    async def _check_lead(self) -> None:
+        assert self.fleet is not None
+        self._leading = await self.fleet.leads()
+
+    def _takes_in_market(self) -> bool:
+        """Whether this node polls the market sources: always alone, the leader in a fleet."""
+        return self.fleet is None or self._leading
+
+    def _quotes_from_fleet(self, quotes: list[Quote]) -> None:
+        for q in quotes:
+            if q.source == self.feed.name and q.pair in self.feed.mids:
+                self.feed.mids[q.pair] = q.mid  # a new leader's feed goes on from here
+        self.service.on_quotes(quotes, from_fleet=True)
+
     async def _check_thresholds(self) -> None:
         """Breaches are announced once per fleet: only the leading node checks."""
         if self.fleet is None or await self.fleet.leads():
@@ -208,11 +231,21 @@ class Runtime:
 
     def _start_sources(self) -> None:
         """Poll the simulated feed and every enabled provider into the source book."""
-        self._spawn(poll(self.feed, self.feed.interval_s, self.service.on_quotes), "feed-simulated")
+        active = self._takes_in_market
+        self._spawn(
+            poll(self.feed, self.feed.interval_s, self.service.on_quotes, active=active),
+            "feed-simulated",
+        )
         self.http_sources = httpx.AsyncClient()
         for p in build_sources(self.config.sources, client=self.http_sources):
             self._spawn(
-                poll(p.source, p.interval_s, self.service.on_quotes, on_error=_log_source_error),
+                poll(
+                    p.source,
+                    p.interval_s,
+                    self.service.on_quotes,
+                    on_error=_log_source_error,
+                    active=active,
+                ),
                 f"feed-{p.source.name}",
             )
         self._spawn(self._every(1.0, self.service.check_sources), "sources-check")

@@ -43,6 +43,7 @@ from daemon.hub.backplane import (
     EventMessage,
     MarketMessage,
     MemoryBackplane,
+    QuotesMessage,
     RatesDirty,
     apply,
 )
@@ -108,6 +109,9 @@ class RateService:
             fanout = MemoryBackplane()
             fanout.subscribe(lambda msg: apply(hub, msg))
         self.fanout = fanout
+        # In a fleet, this node's id: the quotes it takes in go to the other nodes'
+        # engines too (every node prices from one market). None: a single node.
+        self.share_quotes_as: str | None = None
         self.store = store
         self.writer = writer
         self.clock = clock
@@ -286,12 +290,17 @@ class RateService:
         self._emit(events, now, None)
         return True
 
-    def on_quotes(self, quotes: list[Quote]) -> list[str]:
-        """One poll of a market-data source. Returns the reasons of rejected quotes."""
+    def on_quotes(self, quotes: list[Quote], *, from_fleet: bool = False) -> list[str]:
+        """One poll of a market-data source, a pushed price, or (``from_fleet``) what
+        another node of the fleet took in. Returns the reasons of rejected quotes."""
         now = self.clock.now()
         events = self.engine.on_quotes(quotes, now)
         self.ticks_accepted += sum(isinstance(ev, MarketUpdated) for ev in events)
         self._emit(events, now, None)
+        if self.share_quotes_as is not None and not from_fleet and quotes:
+            # All of them, rejected ones too: every node's source book sees one stream.
+            shared = [wire.quote_wire(q) for q in quotes]
+            self.fanout.publish(QuotesMessage(shared, self.share_quotes_as))
         return [
             ev.event.reason
             for ev in events

@@ -20,8 +20,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from daemon.engine.cross import KINDS, Quote
 from daemon.engine.locks import Lock
 from daemon.engine.model import MarketQuote, Override, StoreRate
+from daemon.engine.pairs import parse_pair
 from daemon.engine.thresholds import Breach
 
 PROTOCOL_VERSION = 1
@@ -207,6 +209,34 @@ def market_dict(q: MarketQuote) -> dict[str, Any]:
         "sources": list(q.sources),
         "timestamp": now_ms(q.timestamp),
     }
+
+
+def quote_wire(q: Quote) -> dict[str, Any]:
+    """A source quote between the nodes of a fleet: exact decimals, the source's time."""
+    return {
+        "pair": str(q.pair),
+        "mid": str(q.mid),
+        "source": q.source,
+        "timestamp": q.timestamp.isoformat(),
+        "kind": q.kind,
+        "bid": None if q.bid is None else str(q.bid),
+        "ask": None if q.ask is None else str(q.ask),
+    }
+
+
+def quote_from_wire(d: dict[str, Any]) -> Quote:
+    kind = d["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"unknown quote kind {kind!r}")
+    return Quote(
+        pair=parse_pair(d["pair"]),
+        mid=Decimal(d["mid"]),
+        source=d["source"],
+        timestamp=datetime.fromisoformat(d["timestamp"]),
+        kind=kind,
+        bid=None if d.get("bid") is None else Decimal(d["bid"]),
+        ask=None if d.get("ask") is None else Decimal(d["ask"]),
+    )
 
 
 # -- HTTP --------------------------------------------------------------------------------

@@ -439,3 +439,39 @@ async def test_a_node_generating_its_admin_key_leaves_the_other_nodes_keys_alone
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.api_port}") as c:
                 got = await c.get("/api/keys", headers={"Authorization": f"Bearer {key}"})
             assert got.status_code == 200, (rt.config.backplane.node_id, got.text)
+
+
+async def test_the_fleet_prices_from_one_market_and_a_new_leader_takes_it_over(
+    fleet: Fleet,
+) -> None:
+    """The leading node polls the market (here the simulated feed) and shares what it
+    takes in; the other nodes poll nothing and price from the same quotes. When the
+    leader stops, another node takes the market over, going on from the shared prices."""
+    fast = {"update_frequency_ms": 50}
+    a = await fleet("a", feed=fast)
+    b = await fleet("b", feed={**fast, "seed": 99})  # its own walk would differ
+    pairs = list(a.engine.pairs)
+
+    def mids(rt: Runtime) -> dict[Any, Any]:
+        return {p: q.mid for p in pairs if (q := rt.engine.market.quote(p)) is not None}
+
+    deadline = time.monotonic() + timeout(10)
+    while not (a.fleet and b.fleet and b.fleet.quotes_received >= 10 * len(pairs)):
+        assert time.monotonic() < deadline, "node b got no quotes from node a"
+        await asyncio.sleep(0.05)
+    assert a._leading and not b._leading
+    assert b.feed._fetches == 1  # its start-up seed only: b polls nothing
+    backplane = b.status()["integration"]["backplane"]
+    assert backplane["leads"] is False and backplane["quotesReceived"] >= 10 * len(pairs)
+    while mids(a) != mids(b):  # a quote can be on its way; they meet between ticks
+        assert time.monotonic() < deadline, f"{mids(a)} != {mids(b)}"
+        await asyncio.sleep(0.005)
+
+    # b's idle feed follows the shared prices, so that as a leader it goes on from them.
+    assert dict(b.feed.mids) == mids(b)
+    await a.stop()
+    deadline = time.monotonic() + timeout(10)
+    while b.feed._fetches < 5:
+        assert time.monotonic() < deadline, "node b did not take the market over"
+        await asyncio.sleep(0.05)
+    assert b._leading

@@ -275,3 +275,33 @@ def test_client_message_models() -> None:
     assert (rs.rateType, rs.includeMarketData) == ("both", False)
     with pytest.raises(ValidationError):
         wire.RateSubscribeData.model_validate({"rateType": "mid"})
+
+
+def test_a_quote_crosses_the_fleet_exactly() -> None:
+    from daemon.engine.cross import Quote
+    from daemon.engine.pairs import parse_pair
+    from daemon.hub.backplane import QuotesMessage, decode, encode
+
+    quotes = [
+        Quote(
+            pair=parse_pair("BTC/CAD"),
+            mid=Decimal("135012.123456789"),
+            source="coinbase",
+            timestamp=datetime(2026, 1, 5, 12, 0, 0, 123456, tzinfo=UTC),
+            kind="exchange",
+            bid=Decimal("135011.5"),
+            ask=Decimal("135012.75"),
+        ),
+        Quote(
+            pair=parse_pair("USD/CAD"),
+            mid=Decimal("1.3500"),
+            source="boc",
+            timestamp=datetime(2026, 1, 5, tzinfo=UTC),
+            kind="reference",
+        ),
+    ]
+    msg = decode(encode(QuotesMessage([wire.quote_wire(q) for q in quotes], "node-a")))
+    assert isinstance(msg, QuotesMessage) and msg.node == "node-a"
+    assert [wire.quote_from_wire(d) for d in msg.quotes] == quotes
+    with pytest.raises(ValueError, match="unknown quote kind"):
+        wire.quote_from_wire({**msg.quotes[0], "kind": "rumour"})

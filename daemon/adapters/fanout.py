@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 from daemon.config import Config
 from daemon.engine.engine import RateEngine
 from daemon.errors import ConfigError
-from daemon.hub.backplane import Backplane, MemoryBackplane, apply
+from daemon.hub.backplane import (
+    Backplane,
+    EventMessage,
+    MemoryBackplane,
+    QuotesMessage,
+    apply,
+)
 from daemon.hub.hub import Hub
 from daemon.store.repository import Store
 
@@ -37,7 +43,11 @@ def make_fanout(
         ) from None
     bp = cfg.backplane
     redis = RedisBackplane(
-        bp.url, bp.channel, bp.node_id or default_node_id(), queue_limit=bp.queue_messages
+        bp.url,
+        bp.channel,
+        bp.node_id or default_node_id(),
+        queue_limit=bp.queue_messages,
+        shared=(EventMessage, QuotesMessage),
     )
     node = FleetNode(
         hub, engine, store, redis, wait_s=bp.reorder_wait_ms / 1000, poll_s=bp.poll_interval_s

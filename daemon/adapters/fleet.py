@@ -15,8 +15,8 @@ once. This adapter does the sequencer's I/O:
   never moved back to an older state.
 
 It also elects the node that runs the jobs the fleet needs done once (``leads``: a
-PostgreSQL advisory lock). Market data stays per node: each node runs its own feed
-(see the README's Scale-out).
+PostgreSQL advisory lock): threshold checks, and polling the market, whose quotes
+reach the other nodes' engines as ``QuotesMessage`` (``on_quotes``).
 """
 
 from __future__ import annotations
@@ -28,17 +28,19 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from daemon import wire
 from daemon.adapters.redis_backplane import RedisBackplane
+from daemon.engine.cross import Quote
 from daemon.engine.engine import RateEngine
 from daemon.engine.model import Override
 from daemon.engine.pairs import Pair
 from daemon.errors import RatehubError
-from daemon.hub.backplane import EventMessage, Handler, Message, apply
+from daemon.hub.backplane import EventMessage, Handler, Message, QuotesMessage, apply
 from daemon.hub.hub import Hub
 from daemon.hub.sequencer import Sequencer
 from daemon.store.repository import Store
@@ -103,6 +105,9 @@ class FleetNode:
         self._leader: Connection | None = None
         self.polls = 0
         self.synced = 0  # other nodes' changes brought into this engine
+        # Quotes other nodes took in, for this node's engine (the runtime sets it).
+        self.on_quotes: Callable[[list[Quote]], object] | None = None
+        self.quotes_received = 0
         backplane.subscribe(self._on_message)
         backplane.on_connect = self.catch_up
 
@@ -133,7 +138,8 @@ class FleetNode:
 
     async def leads(self) -> bool:
         """Whether this node runs the jobs the fleet needs done once, not once per node
-        (threshold checks: else every node would announce and audit each breach). The
+        (threshold checks: else every node would announce and audit each breach; market
+        polls: else every node would price from its own market). The
         leader holds a PostgreSQL advisory lock on a connection of its own; when that
         connection or the node dies, the lock goes and the next node to ask takes over."""
         return await asyncio.to_thread(self._lead)
@@ -152,7 +158,7 @@ class FleetNode:
                 conn.close()
                 return False
             self._leader = conn
-            log.info("fleet: node %s runs the fleet-wide jobs (threshold checks)", self.node_id)
+            log.info("fleet: node %s runs the fleet-wide jobs (market, thresholds)", self.node_id)
             return True
         except Exception as exc:
             if self._leader is not None:
@@ -185,6 +191,16 @@ class FleetNode:
     # -- delivery -------------------------------------------------------------------------
 
     def _on_message(self, msg: Message) -> None:
+        if isinstance(msg, QuotesMessage):
+            if msg.node != self.node_id and self.on_quotes is not None:
+                try:
+                    quotes = [wire.quote_from_wire(q) for q in msg.quotes]
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("fleet: unreadable quotes from node %s: %s", msg.node, exc)
+                    return
+                self.quotes_received += len(quotes)
+                self.on_quotes(quotes)
+            return
         if not isinstance(msg, EventMessage):
             apply(self.hub, msg)
             return
@@ -326,4 +342,6 @@ class FleetNode:
             "filledFromDatabase": st.filled,
             "gapSeqs": st.gap_seqs,
             "engineSyncs": self.synced,
+            "leads": self._leader is not None,  # polls the market, checks thresholds
+            "quotesReceived": self.quotes_received,  # from the leading node
         }

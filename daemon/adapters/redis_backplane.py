@@ -20,8 +20,10 @@ once per outage, then on recovery); the send queue is bounded (``queue_limit``, 
 oldest go first: other nodes read those events from the database anyway), and
 ``on_connect`` fires after every (re)subscription so the node can catch up.
 
-Market quotes and "rates changed" marks stay on the node: every node computes rates
-from its own engine, so only the events that change shared state cross Redis.
+"Rates changed" marks and market-data frames stay on the node: every node computes
+rates from its own engine. What crosses Redis is what changes shared state (events)
+and the quotes the leading node takes in (``QuotesMessage``), which every engine
+prices from.
 """
 
 from __future__ import annotations

@@ -39,12 +39,25 @@ class MarketMessage:
     ts: float
 
 
-Message = RatesDirty | EventMessage | MarketMessage
+@dataclass(frozen=True, slots=True)
+class QuotesMessage:
+    """Market-data quotes one node of a fleet took in (``wire.quote_wire`` shape), for the
+    other nodes' engines: every node prices from the same market. ``node`` is who took
+    them in; that node has applied them already."""
+
+    quotes: list[dict[str, Any]]
+    node: str
+
+
+Message = RatesDirty | EventMessage | MarketMessage | QuotesMessage
 Handler = Callable[[Message], None]
-_KINDS: dict[str, type[RatesDirty] | type[EventMessage] | type[MarketMessage]] = {
+_KINDS: dict[
+    str, type[RatesDirty] | type[EventMessage] | type[MarketMessage] | type[QuotesMessage]
+] = {
     "rates": RatesDirty,
     "event": EventMessage,
     "market": MarketMessage,
+    "quotes": QuotesMessage,
 }
 
 
@@ -76,8 +89,9 @@ def apply(hub: Hub, msg: Message) -> None:
         hub.mark_rates(pairs, msg.store_id)
     elif isinstance(msg, EventMessage):
         hub.publish_event(msg.type, msg.data, msg.store_id, msg.ts, msg.seq)
-    else:
+    elif isinstance(msg, MarketMessage):
         hub.publish_market(msg.quotes, msg.ts)
+    # QuotesMessage is for engines (daemon.adapters.fleet), not hubs.
 
 
 def encode(msg: Message) -> str:

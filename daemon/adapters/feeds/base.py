@@ -85,15 +85,20 @@ async def poll(
     clock: Callable[[], float] = monotonic,
     on_error: Callable[[SourceError], object] | None = None,
     retry: RetryPolicy = RetryPolicy(),
+    active: Callable[[], bool] | None = None,
 ) -> None:
     """Fetch ``source`` every ``interval_s`` and hand each poll's quotes to ``emit``.
 
     After a retryable failure the next poll comes sooner, after the policy's backoff delay
     (never later than ``interval_s``); after a permanent one (a bad key, an unknown
-    currency) at the normal interval. Runs until cancelled.
+    currency) at the normal interval. While ``active`` says no (a fleet node that does
+    not take in the market), it polls nothing. Runs until cancelled.
     """
     delays = retry.delays()
     while True:
+        if active is not None and not active():
+            await sleep(interval_s)  # another node of the fleet polls; ask again later
+            continue
         started = clock()
         try:
             quotes = await source.fetch()
