@@ -204,8 +204,10 @@ class Runtime:
         self._leading = await self.fleet.leads()
 
     def _takes_in_market(self) -> bool:
-        """Whether this node polls the market sources: always alone, the leader in a fleet."""
-        return self.fleet is None or self._leading
+        """Whether this node polls the market sources: always alone; in a fleet, the
+        leader, and any node cut off from Redis (it would hear no quotes: it keeps a
+        market of its own until the backplane is back)."""
+        return self.fleet is None or self._leading or not self.fleet.backplane.connected
 
     def _quotes_from_fleet(self, quotes: list[Quote]) -> None:
         for q in quotes:

@@ -188,10 +188,14 @@ async def test_a_node_cut_off_from_redis_catches_up_from_the_database(
         while b.fleet.backplane.connected and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert not b.fleet.backplane.connected
+        fetches = b.feed._fetches
         await set_rate(a, 1.37, 1.33)  # published while B cannot hear it
         await set_rate(a, 1.38, 1.34)
         await asyncio.sleep(0.2)
         assert b.hub.seq < a.hub.seq
+        while b.feed._fetches == fetches:  # hearing no quotes, B polls its own market
+            assert time.monotonic() < deadline, "node b cut off from Redis polls nothing"
+            await asyncio.sleep(0.05)
         await proxy.start()  # Redis is back: B resubscribes, then reads what it missed
         got = [(await recv_until(ws, is_override, within=10))["data"]["buyRate"] for _ in (1, 2)]
         assert got == [1.37, 1.38]
