@@ -167,6 +167,7 @@ class Runtime:
             # One market for the fleet: the leading node polls the sources and shares
             # what it takes in (pushed prices too, from any node); every engine applies it.
             self.service.share_quotes_as = self.fleet.node_id
+            self.service.announces_sources = self._takes_in_market
             self.fleet.on_quotes = self._quotes_from_fleet
             self._leading = await self.fleet.leads()
             self._spawn(self._every(1.0, self._check_lead), "fleet-lead")

@@ -112,6 +112,9 @@ class RateService:
         # In a fleet, this node's id: the quotes it takes in go to the other nodes'
         # engines too (every node prices from one market). None: a single node.
         self.share_quotes_as: str | None = None
+        # Whether this node announces what its source book decides (breakers): in a fleet
+        # only the node that takes in the market, so each is announced and audited once.
+        self.announces_sources: Callable[[], bool] = lambda: True
         self.store = store
         self.writer = writer
         self.clock = clock
@@ -373,6 +376,9 @@ class RateService:
             self.ticks_rejected += 1
             log.info("rejected %s quote from %s: %s", ev.pair, ev.source, ev.reason)
         elif isinstance(ev, BreakerOpened | BreakerClosed):
+            operator = isinstance(ev, BreakerClosed) and ev.by == "operator"
+            if not operator and not self.announces_sources():
+                return  # the node that took the quotes in announces it, for the fleet
             opened = isinstance(ev, BreakerOpened)
             detail = ev.reason if isinstance(ev, BreakerOpened) else f"closed by {ev.by}"
             data = {

@@ -12,11 +12,13 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text as sql_text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -479,3 +481,38 @@ async def test_the_fleet_prices_from_one_market_and_a_new_leader_takes_it_over(
         assert time.monotonic() < deadline, "node b did not take the market over"
         await asyncio.sleep(0.05)
     assert b._leading
+
+
+async def test_a_breaker_is_shared_and_announced_once_per_fleet(fleet: Fleet) -> None:
+    """Prices pushed to any node reach every engine; wild ones open the circuit breaker on
+    every node, and the fleet announces and audits it once (the node taking in the market)."""
+    sources = {"breaker_rejections": 3, "pairs": {"USD/CAD": {"sources": ["push"]}}}
+    a = await fleet("a", sources=sources)
+    b = await fleet("b", sources=sources)
+    r = await api(b, "POST", "/api/rates/push", {"symbol": "USD", "priceCAD": 1.35})
+    assert r.status_code == 200, r.text
+    usd = b.engine.pair("USD/CAD")
+    deadline = time.monotonic() + timeout(5)
+    while (q := a.engine.market.quote(usd)) is None or q.mid != Decimal("1.35"):
+        assert time.monotonic() < deadline, "a price pushed to b did not reach a"
+        await asyncio.sleep(0.02)
+    for _ in range(3):  # wild prices, pushed to the node that does not lead
+        r = await api(b, "POST", "/api/rates/push", {"symbol": "USD", "priceCAD": 9.99})
+        assert r.status_code == 400
+    for rt in (a, b):
+        while not (await api(rt, "GET", "/api/rates/sources")).json()["data"]["USD/CAD"][
+            "breakerOpen"
+        ]:
+            assert time.monotonic() < deadline, "the breaker did not open on every node"
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # the breaker events are written in the background
+
+    def opened(rt: Runtime) -> int:
+        with rt.store.session() as s:
+            return len(
+                s.exec(  # type: ignore[call-overload]
+                    sql_text("SELECT 1 FROM audit WHERE type = 'breaker_opened'")
+                ).all()
+            )
+
+    assert opened(a) == 1
