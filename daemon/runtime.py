@@ -198,7 +198,8 @@ class Runtime:
         self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
         if self.fleet is not None:
             # Keys live in the shared database; other nodes create and revoke them too.
-            self._spawn(self._every(cfg.backplane.key_sync_interval_s, self._sync_keys), "keys")
+            every = cfg.backplane.key_sync_interval_s
+            self._spawn(self._every(every, self.key_service.sync), "keys")
 
     async def _check_lead(self) -> None:
         assert self.fleet is not None
@@ -217,8 +218,9 @@ class Runtime:
         self.service.on_quotes(quotes, from_fleet=True)
 
     async def _check_thresholds(self) -> None:
-        """Breaches are announced once per fleet: only the leading node checks."""
-        if self.fleet is None or await self.fleet.leads():
+        """Breaches are announced once per fleet: only the leading node checks (as of
+        the last ``_check_lead``, once a second)."""
+        if self.fleet is None or self._leading:
             await self.service.check_thresholds()
 
     def _book_config(self) -> BookConfig:
@@ -335,9 +337,6 @@ class Runtime:
         key_id = auth.key_id_of(text)
         key = self.keys.get(key_id) if key_id else None
         return key is not None and key.role == auth.ADMIN
-
-    async def _sync_keys(self) -> None:
-        await self.key_service.sync()
 
     def _key_revoked(self, key_id: str) -> None:
         """A revoked key's live WebSockets close now (1008), its rate bucket goes."""
