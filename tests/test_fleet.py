@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from daemon.adapters.redis_backplane import RedisBackplane
+from daemon.auth import key_id_of
 from daemon.config import Config
 from daemon.hub.backplane import EventMessage
 from daemon.runtime import Runtime
@@ -439,7 +440,12 @@ async def test_a_node_generating_its_admin_key_leaves_the_other_nodes_keys_alone
     b = await fleet("b", env=no_key, backplane=sync)
     keys = {rt: (rt.state_dir / "admin.key").read_text().strip() for rt in (a, b)}
     assert keys[a] != keys[b]
-    await asyncio.sleep(0.3)  # several key syncs
+    deadline = time.monotonic() + timeout(5)
+    # Until each node's key sync has read the other's key (and so its revocations too).
+    while not all(rt.keys.known(str(key_id_of(keys[o]))) for rt, o in ((a, b), (b, a))):
+        assert time.monotonic() < deadline, "the nodes did not sync each other's keys"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # and a few syncs more
     for rt, key in keys.items():
         for node in (a, b):
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.api_port}") as c:
@@ -505,7 +511,6 @@ async def test_a_breaker_is_shared_and_announced_once_per_fleet(fleet: Fleet) ->
         ]:
             assert time.monotonic() < deadline, "the breaker did not open on every node"
             await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)  # the breaker events are written in the background
 
     def opened(rt: Runtime) -> int:
         with rt.store.session() as s:
@@ -515,4 +520,9 @@ async def test_a_breaker_is_shared_and_announced_once_per_fleet(fleet: Fleet) ->
                 ).all()
             )
 
+    deadline = time.monotonic() + timeout(5)
+    while opened(a) == 0:  # the breaker events are written in the background
+        assert time.monotonic() < deadline, "no breaker_opened audit record"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # room for a second one, were another node to write it
     assert opened(a) == 1

@@ -13,14 +13,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon, timeout
+from tests.ratectl_support import daemon  # noqa: F401  (the module's ratehubd)
 
 RATECTL = [sys.executable, "-m", "ratectl"]
 
@@ -29,15 +28,6 @@ def stop(d: DaemonProcess) -> None:
     d.stop()
     if d.proc.stdout:
         d.proc.stdout.close()
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = start_daemon(tmp_path_factory.mktemp("ratectl-proc") / "state")
-    try:
-        yield d
-    finally:
-        stop(d)
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
