@@ -1,8 +1,8 @@
 """Benchmark: verify a 1,000,000-record audit chain from SQLite, end to end.
 
-Builds the chain with the daemon's own code (``daemon.engine.audit``), bulk-inserts it
-into a temporary database created by ``daemon.store`` (WAL, ``synchronous=FULL``, the
-real schema and indexes), then times ``daemon.store.audit.verify_chain``: the same call
+Builds the chain with the daemon's own code (``ratehubd.engine.audit``), bulk-inserts it
+into a temporary database created by ``ratehubd.store`` (WAL, ``synchronous=FULL``, the
+real schema and indexes), then times ``ratehubd.store.audit.verify_chain``: the same call
 ``ratectl audit verify`` makes, reading every row and recomputing every hash. With
 ``--tamper`` it then changes one field of the middle record and times how long verify
 takes to name it. Exits 1 when verify fails or takes longer than ``--budget`` seconds.
@@ -26,10 +26,10 @@ from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 
-from daemon.engine.audit import AuditChain, AuditEvent, AuditRecord
-from daemon.store import audit as repo
-from daemon.store.repository import Store, sqlite_url
-from daemon.store.tables import MetaRow
+from ratehubd.engine.audit import AuditChain, AuditEvent, AuditRecord
+from ratehubd.store import audit as repo
+from ratehubd.store.repository import Store, sqlite_url
+from ratehubd.store.tables import MetaRow
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 CHUNK = 50_000

@@ -220,7 +220,7 @@ def start_ratehub(
     ratehub_config(cfg, clients, period_ms)
     key = secrets.token_urlsafe(24)
     env = {**os.environ, "API_SECRET_KEY": key, "WEBSOCKET_PORT": "0", "PYTHONPATH": str(src)}
-    cmd = [*p.server, sys.executable, "-m", "daemon.cli", "--port", "0"]
+    cmd = [*p.server, sys.executable, "-m", "ratehubd.cli", "--port", "0"]
     cmd += ["--state-dir", str(run / "state"), "--config", str(cfg)]
     log = run / "ratehubd.log"
     with log.open("w") as err:

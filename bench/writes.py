@@ -80,9 +80,9 @@ def lock_body(w: int, i: int) -> dict[str, Any]:
 
 
 async def service_mode(seconds: float, concurrency: int) -> dict[str, Any]:
-    from daemon import wire
-    from daemon.config import load_config
-    from daemon.runtime import Runtime
+    from ratehubd import wire
+    from ratehubd.config import load_config
+    from ratehubd.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
@@ -122,7 +122,7 @@ async def http_mode(seconds: float, concurrency: int) -> dict[str, Any]:
         env = {**os.environ, "API_SECRET_KEY": KEY, "WEBSOCKET_PORT": "-1"}
         config = Path(tmp) / "bench.toml"
         config.write_text("[security]\nrequests_per_second = 0\n")  # measure, not throttle
-        cmd = ["taskset", "-c", "0", sys.executable, "-m", "daemon.cli", "--port", "0"]
+        cmd = ["taskset", "-c", "0", sys.executable, "-m", "ratehubd.cli", "--port", "0"]
         cmd += ["--config", str(config)]
         proc = subprocess.Popen(
             cmd + ["--state-dir", str(Path(tmp) / "state")],

@@ -18,10 +18,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from daemon.wire import AUDIT_TYPES
 from ratectl.client import Client
 from ratectl.errors import CtlError, UsageError
 from ratectl.render import table
+from ratehubd.wire import AUDIT_TYPES
 
 TYPES = AUDIT_TYPES
 CSV_FIELDS = (

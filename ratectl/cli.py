@@ -1,7 +1,7 @@
 """``ratectl``: the operator's command line for ratehub.
 
 Each command is thin: resolve settings, call the client, render. Heavy modules
-(httpx, websockets, pydantic, daemon.wire, Rich tables) are imported inside the
+(httpx, websockets, pydantic, ratehubd.wire, Rich tables) are imported inside the
 commands so ``ratectl --help`` stays fast; Textual is never imported here.
 """
 

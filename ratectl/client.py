@@ -2,7 +2,7 @@
 
 Every request goes through ``Client._call``, the one place where transport errors and
 error envelopes become :mod:`ratectl.errors` (connection -> 3, 401/403 -> 4, 409 -> 5,
-anything else -> 1). Replies are checked against ``daemon.wire.Envelope``; the ``data``
+anything else -> 1). Replies are checked against ``ratehubd.wire.Envelope``; the ``data``
 is returned as the daemon sent it, so JSON output shows exactly the wire shape.
 
 The WebSocket side (tail, watch) lives in :mod:`ratectl.stream`.
@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from daemon import wire
 from ratectl.errors import AuthError, ConflictError, CtlError, Unreachable, UsageError
 from ratectl.settings import no_token_hint
+from ratehubd import wire
 
 USER_AGENT = "ratectl/0.1.0"
 

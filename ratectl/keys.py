@@ -17,10 +17,10 @@ from urllib.parse import quote
 from rich.table import Table
 from rich.text import Text
 
-from daemon import wire
 from ratectl.client import Client
 from ratectl.errors import ConflictError, CtlError
 from ratectl.render import table
+from ratehubd import wire
 
 T = TypeVar("T")
 ROLES = ("admin", "store", "read-only", "feed")

@@ -19,11 +19,11 @@ import httpx
 from rich.table import Table
 from rich.text import Text
 
-from daemon import wire
 from ratectl import models, params
 from ratectl.client import Client
 from ratectl.errors import ConflictError, CtlError, UsageError
 from ratectl.render import num, table
+from ratehubd import wire
 
 T = TypeVar("T")
 STATES = ("active", "consumed", "released", "expired")

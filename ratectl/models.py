@@ -1,4 +1,4 @@
-"""The daemon's replies as ``daemon.wire`` models, for rendering.
+"""The daemon's replies as ``ratehubd.wire`` models, for rendering.
 
 JSON output prints the daemon's data as sent; tables are rendered from these models,
 so a reply that does not have the wire shape is reported instead of half-drawn.
@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from daemon import wire
 from ratectl.errors import CtlError
+from ratehubd import wire
 
 M = TypeVar("M", bound=BaseModel)
 

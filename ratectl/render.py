@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from daemon import wire
     from ratectl.models import OverrideRow
+    from ratehubd import wire
 
 
 def table(*headers: str) -> Table:
@@ -64,7 +64,7 @@ def until(now_ms: int, iso_time: str | None) -> str:
     """``2026-01-05T13:00:00.000Z`` -> ``in 1h``; ``-`` when None."""
     if not iso_time:
         return "-"
-    from daemon.wire import parse_time
+    from ratehubd.wire import parse_time
 
     ts = int(parse_time(iso_time).timestamp() * 1000)
     return f"in {age(ts, now_ms)}" if ts >= now_ms else f"{age(now_ms, ts)} ago"

@@ -131,7 +131,7 @@ def config_path(env: Mapping[str, str]) -> Path:
 
 
 def daemon_state_dir(env: Mapping[str, str]) -> Path:
-    """Where a local ratehubd keeps its state (the same rule as ``daemon.config``)."""
+    """Where a local ratehubd keeps its state (the same rule as ``ratehubd.config``)."""
     if env.get("RATEHUB_STATE_DIR"):
         return Path(env["RATEHUB_STATE_DIR"]).expanduser()
     xdg = env.get("XDG_STATE_HOME")

@@ -257,7 +257,7 @@ async def _session(f: Follow, ws: Any) -> str | None:
 def _handle(f: Follow, text: str | bytes) -> bool:
     from pydantic import ValidationError
 
-    from daemon import wire
+    from ratehubd import wire
 
     try:
         msg = json.loads(text)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Config, load_config
+from ratehubd.config import Config, load_config
 
 # pg_url, redis_url, channel: real PostgreSQL and Redis (skip, or fail under CI=true).
 pytest_plugins = ["tests.services"]
@@ -75,7 +75,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 
 @pytest.fixture
 async def runtime(make_config: Callable[..., Config]) -> AsyncIterator[Any]:
-    from daemon.runtime import Runtime
+    from ratehubd.runtime import Runtime
 
     rt = Runtime(make_config())
     await rt.start()
@@ -120,7 +120,7 @@ def start_daemon(
 ) -> DaemonProcess:
     """Start ``ratehubd`` as a subprocess on free ports and wait until it is ready."""
     full_env = {**os.environ, "API_SECRET_KEY": ADMIN_KEY, "WEBSOCKET_PORT": "0", **(env or {})}
-    cmd = [sys.executable, "-m", "daemon.cli", "--port", "0", "--state-dir", str(state_dir)]
+    cmd = [sys.executable, "-m", "ratehubd.cli", "--port", "0", "--state-dir", str(state_dir)]
     proc = subprocess.Popen(
         cmd + (args or []),
         env=full_env,

@@ -1,4 +1,4 @@
-"""A harness for driving daemon.hub.hub.Hub directly: float time, a rates provider
+"""A harness for driving ratehubd.hub.hub.Hub directly: float time, a rates provider
 that is a plain dict the test mutates, and helpers that play the adapter's part
 (drain a session's outbox and report it sent)."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from daemon.engine.pairs import Pair, parse_pair
-from daemon.hub.hub import Hub
-from daemon.hub.session import Session
+from ratehubd.engine.pairs import Pair, parse_pair
+from ratehubd.hub.hub import Hub
+from ratehubd.hub.session import Session
 
 USDCAD, EURCAD, BTCCAD = parse_pair("USD/CAD"), parse_pair("EUR/CAD"), parse_pair("BTC/CAD")
 PAIRS = [USDCAD, EURCAD, BTCCAD]
@@ -17,7 +17,7 @@ T0 = 1_767_614_400.0  # 2026-01-05T12:00:00Z
 
 
 def rate(pair: Pair, buy: float, sell: float, store_id: str | None = None) -> dict[str, Any]:
-    """A wire rate object, as ``daemon.wire.rate_dict`` would give it."""
+    """A wire rate object, as ``ratehubd.wire.rate_dict`` would give it."""
     return {
         "currencyPair": str(pair),
         "baseCurrency": pair.base,

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from daemon.runtime import Runtime
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.engine import audit
-from daemon.engine.audit import (
+from ratehubd.engine import audit
+from ratehubd.engine.audit import (
     GENESIS,
     GENESIS_HASH,
     AuditChain,
@@ -26,8 +26,8 @@ from daemon.engine.audit import (
     chain,
     verify,
 )
-from daemon.engine.model import Override
-from daemon.engine.pairs import Pair
+from ratehubd.engine.model import Override
+from ratehubd.engine.pairs import Pair
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from daemon.adapters.writer import Writer
-from daemon.engine import audit
-from daemon.engine.audit import AuditEvent, ChainHead, canonical, retention_cutoff
-from daemon.errors import Conflict, InvalidRequest, UnknownPair
-from daemon.store import audit as repo
-from daemon.store.repository import Store, sqlite_url
+from ratehubd.adapters.writer import Writer
+from ratehubd.engine import audit
+from ratehubd.engine.audit import AuditEvent, ChainHead, canonical, retention_cutoff
+from ratehubd.errors import Conflict, InvalidRequest, UnknownPair
+from ratehubd.store import audit as repo
+from ratehubd.store.repository import Store, sqlite_url
 from tests.conftest import timeout
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

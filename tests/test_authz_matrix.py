@@ -20,8 +20,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from daemon.config import Config
-from daemon.runtime import Runtime
+from ratehubd.config import Config
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, timeout
 
 OWN, OTHER, THIRD = "s-own", "s-other", "s-third"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Config, load_config, state_dir
-from daemon.errors import ConfigError
+from ratehubd.config import Config, load_config, state_dir
+from ratehubd.errors import ConfigError
 
 D = Decimal
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.engine.cross import Quote, cross, find_route
-from daemon.engine.pairs import Pair
+from ratehubd.engine.cross import Quote, cross, find_route
+from ratehubd.engine.pairs import Pair
 
 T0 = datetime(2025, 1, 3, 15, 0, tzinfo=UTC)
 D = Decimal

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Config
-from daemon.engine.engine import RateEngine
-from daemon.engine.events import OverrideCleared, OverrideExpired, OverrideSet, RatesChanged
-from daemon.engine.model import NO_REASON, Override, StoreRate
-from daemon.engine.overrides import OverrideRequest
-from daemon.engine.pairs import Pair
-from daemon.engine.pricing import quote_from_mid
-from daemon.errors import (
+from ratehubd.config import Config
+from ratehubd.engine.engine import RateEngine
+from ratehubd.engine.events import OverrideCleared, OverrideExpired, OverrideSet, RatesChanged
+from ratehubd.engine.model import NO_REASON, Override, StoreRate
+from ratehubd.engine.overrides import OverrideRequest
+from ratehubd.engine.pairs import Pair
+from ratehubd.engine.pricing import quote_from_mid
+from ratehubd.errors import (
     Conflict,
     InvalidRates,
     InvalidRequest,

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.engine.money import mid_of, round_down, round_up, spread_of, to_decimal
-from daemon.engine.pairs import Pair, match_symbol, parse_pair, resolve_pair
-from daemon.engine.pricing import INVARIANT, check_rates, quote_from_mid
-from daemon.errors import InvalidRates, InvalidRequest, UnknownPair
+from ratehubd.engine.money import mid_of, round_down, round_up, spread_of, to_decimal
+from ratehubd.engine.pairs import Pair, match_symbol, parse_pair, resolve_pair
+from ratehubd.engine.pricing import INVARIANT, check_rates, quote_from_mid
+from ratehubd.errors import InvalidRates, InvalidRequest, UnknownPair
 
 D = Decimal
 USDCAD = Pair("USD", "CAD")

@@ -12,15 +12,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config import Config
-from daemon.engine.engine import RateEngine
-from daemon.engine.market import TickRejected
-from daemon.engine.model import StoreRate
-from daemon.engine.money import round_down, round_up, spread_of
-from daemon.engine.overrides import OverrideRequest
-from daemon.engine.pairs import Pair, parse_pair
-from daemon.engine.pricing import quote_from_mid
-from daemon.errors import RatehubError
+from ratehubd.config import Config
+from ratehubd.engine.engine import RateEngine
+from ratehubd.engine.market import TickRejected
+from ratehubd.engine.model import StoreRate
+from ratehubd.engine.money import round_down, round_up, spread_of
+from ratehubd.engine.overrides import OverrideRequest
+from ratehubd.engine.pairs import Pair, parse_pair
+from ratehubd.engine.pricing import quote_from_mid
+from ratehubd.errors import RatehubError
 from tests.conftest import FakeClock
 
 D = Decimal

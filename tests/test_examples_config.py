@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.config import Config, load_config
-from daemon.genconfig import generate
+from ratehubd.config import Config, load_config
+from ratehubd.genconfig import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def test_every_key_is_documented() -> None:
 
 
 def test_checkconfig_and_genconfig_commands(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "daemon.cli"]
+    run = [sys.executable, "-m", "ratehubd.cli"]
     out = subprocess.run(run + ["genconfig"], capture_output=True, text=True, check=True)
     assert out.stdout == generate()
     ok = subprocess.run(

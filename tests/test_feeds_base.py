@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.adapters.feeds.base import Kind, Quote, RetryPolicy, Source, backoff, poll
-from daemon.adapters.feeds.push import push_quote
-from daemon.adapters.feeds.simulated import SimulatedFeed
-from daemon.engine.pairs import Pair
-from daemon.errors import InvalidRates, InvalidRequest, SourceError, UnknownPair
+from ratehubd.adapters.feeds.base import Kind, Quote, RetryPolicy, Source, backoff, poll
+from ratehubd.adapters.feeds.push import push_quote
+from ratehubd.adapters.feeds.simulated import SimulatedFeed
+from ratehubd.engine.pairs import Pair
+from ratehubd.errors import InvalidRates, InvalidRequest, SourceError, UnknownPair
 from tests.conftest import FakeClock
 from tests.fixtures.sources import Sleeps
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.adapters.feeds import boc
-from daemon.engine.pairs import Pair
-from daemon.errors import SourceError
+from ratehubd.adapters.feeds import boc
+from ratehubd.engine.pairs import Pair
+from ratehubd.errors import SourceError
 from tests.fixtures.sources import fixture
 from tests.fixtures.sources.server import FixtureServer, Reply
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.adapters.feeds import coinbase
-from daemon.engine.cross import cross
-from daemon.engine.pairs import Pair
-from daemon.errors import SourceError
+from ratehubd.adapters.feeds import coinbase
+from ratehubd.engine.cross import cross
+from ratehubd.engine.pairs import Pair
+from ratehubd.errors import SourceError
 from tests.fixtures.sources import fixture
 from tests.fixtures.sources.server import FixtureServer, Reply
 
@@ -26,7 +26,7 @@ def test_parse_reads_string_decimals_and_the_book() -> None:
 
 def test_btc_cad_is_btc_usd_crossed_with_usd_cad() -> None:
     (btc,) = coinbase.parse(fixture("coinbase_btc_usd.json"), "BTC-USD")
-    from daemon.engine.cross import Quote
+    from ratehubd.engine.cross import Quote
 
     usd = Quote(pair=Pair("USD", "CAD"), mid=Decimal("1.3612"), source="oxr",
                 timestamp=btc.timestamp, kind="intraday")  # fmt: skip

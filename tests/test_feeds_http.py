@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.adapters.feeds import boc, coinbase, ecb, frankfurter, kraken, oxr
-from daemon.adapters.feeds.base import RetryPolicy
-from daemon.adapters.feeds.http import HttpSource
-from daemon.errors import SourceError
+from ratehubd.adapters.feeds import boc, coinbase, ecb, frankfurter, kraken, oxr
+from ratehubd.adapters.feeds.base import RetryPolicy
+from ratehubd.adapters.feeds.http import HttpSource
+from ratehubd.errors import SourceError
 from tests.conftest import timeout
 from tests.fixtures.sources import Sleeps, fixture
 from tests.fixtures.sources.server import FixtureServer, Reply

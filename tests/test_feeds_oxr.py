@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.adapters.feeds import oxr
-from daemon.engine.pairs import Pair
-from daemon.errors import ConfigError, SourceError
+from ratehubd.adapters.feeds import oxr
+from ratehubd.engine.pairs import Pair
+from ratehubd.errors import ConfigError, SourceError
 from tests.fixtures.sources import Sleeps, fixture
 from tests.fixtures.sources.server import FixtureServer, Reply
 

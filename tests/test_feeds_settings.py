@@ -13,13 +13,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from daemon.adapters.feeds.base import Quote, poll
-from daemon.adapters.feeds.registry import build_sources, oxr_app_id
-from daemon.adapters.feeds.settings import OxrSettings, SourcesSettings
-from daemon.engine.pairs import Pair
-from daemon.engine.policy import PairPolicy
-from daemon.engine.sources import Budget, MarketMoved, PairRouting, SourceBook
-from daemon.errors import ConfigError
+from ratehubd.adapters.feeds.base import Quote, poll
+from ratehubd.adapters.feeds.registry import build_sources, oxr_app_id
+from ratehubd.adapters.feeds.settings import OxrSettings, SourcesSettings
+from ratehubd.engine.pairs import Pair
+from ratehubd.engine.policy import PairPolicy
+from ratehubd.engine.sources import Budget, MarketMoved, PairRouting, SourceBook
+from ratehubd.errors import ConfigError
 from tests.conftest import FakeClock
 from tests.fixtures.sources import Sleeps, fixture
 from tests.fixtures.sources.server import FixtureServer, Reply

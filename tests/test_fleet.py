@@ -22,12 +22,12 @@ from sqlalchemy import text as sql_text
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from daemon.adapters.redis_backplane import RedisBackplane
-from daemon.auth import key_id_of
-from daemon.config import Config
-from daemon.hub.backplane import EventMessage
-from daemon.runtime import Runtime
-from daemon.store.repository import Store
+from ratehubd.adapters.redis_backplane import RedisBackplane
+from ratehubd.auth import key_id_of
+from ratehubd.config import Config
+from ratehubd.hub.backplane import EventMessage
+from ratehubd.runtime import Runtime
+from ratehubd.store.repository import Store
 from tests.conftest import ADMIN_KEY, timeout
 from tests.test_ws_hub import recv_until
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.redis_backplane import RedisBackplane
-from daemon.config import Config, load_config
-from daemon.errors import ConfigError
-from daemon.urls import normalize_database_url, redact_url
+from ratehubd.adapters.redis_backplane import RedisBackplane
+from ratehubd.config import Config, load_config
+from ratehubd.errors import ConfigError
+from ratehubd.urls import normalize_database_url, redact_url
 from tests.conftest import ADMIN_KEY, timeout
 
 PG = "postgresql+psycopg://ratehub:s3cret@db.example:5432/ratehub"
@@ -98,7 +98,7 @@ def test_checkconfig_names_the_bad_url_without_its_password(tmp_path: Path) -> N
     path = tmp_path / "bad.toml"
     path.write_text('[store]\nurl = "mysql://u:s3cret@h/db"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "checkconfig", str(path)],
+        [sys.executable, "-m", "ratehubd.cli", "checkconfig", str(path)],
         capture_output=True,
         text=True,
         timeout=timeout(30),
@@ -123,8 +123,8 @@ async def test_backplane_status_and_logs_never_show_the_password(
 async def test_a_node_on_a_password_url_shows_it_redacted(
     make_config: Callable[..., Config], pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from daemon.cli import _banner
-    from daemon.runtime import Runtime
+    from ratehubd.cli import _banner
+    from ratehubd.runtime import Runtime
 
     url = pg_url.replace("postgres@", "postgres:s3cret@", 1)  # trust auth ignores it
     rt = Runtime(make_config(store={"url": url}))

@@ -10,8 +10,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from daemon.config import Config
-from daemon.runtime import Runtime
+from ratehubd.config import Config
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, FakeClock
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -7,8 +7,8 @@ import json
 import zlib
 from typing import Any
 
-from daemon.hub.hub import checksum
-from daemon.hub.session import DASHBOARD, STORE_OS
+from ratehubd.hub.hub import checksum
+from ratehubd.hub.session import DASHBOARD, STORE_OS
 from tests.hub_fakes import (
     BTCCAD,
     EURCAD,

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.hub.hub import Hub, LoggedEvent
-from daemon.hub.session import CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER, DASHBOARD, STORE_OS, Session
+from ratehubd.hub.hub import Hub, LoggedEvent
+from ratehubd.hub.session import (
+    CLOSE_RATE_LIMITED,
+    CLOSE_SLOW_CONSUMER,
+    DASHBOARD,
+    STORE_OS,
+    Session,
+)
 from tests.hub_fakes import (
     EURCAD,
     T0,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import Forbidden, ProtocolError
-from daemon.hub.session import DASHBOARD, STORE_OS
+from ratehubd.errors import Forbidden, ProtocolError
+from ratehubd.hub.session import DASHBOARD, STORE_OS
 from tests.hub_fakes import (
     BTCCAD,
     EURCAD,

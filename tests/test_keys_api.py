@@ -15,14 +15,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from daemon import auth
-from daemon.adapters.clock import SystemClock
-from daemon.adapters.writer import Writer
-from daemon.config import Config
-from daemon.key_service import KeyService
-from daemon.runtime import Runtime
-from daemon.store import keys as key_rows
-from daemon.store.repository import Store, sqlite_url
+from ratehubd import auth
+from ratehubd.adapters.clock import SystemClock
+from ratehubd.adapters.writer import Writer
+from ratehubd.config import Config
+from ratehubd.key_service import KeyService
+from ratehubd.runtime import Runtime
+from ratehubd.store import keys as key_rows
+from ratehubd.store.repository import Store, sqlite_url
 from tests.conftest import ADMIN_KEY, timeout
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

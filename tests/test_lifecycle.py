@@ -105,7 +105,7 @@ def test_unusable_port_and_bad_config_exit_nonzero(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "daemon.cli",
+            "ratehubd.cli",
             "--config",
             str(bad),
             "--state-dir",

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.config import Config
-from daemon.engine.engine import RateEngine
-from daemon.engine.locks import ACTIVE, CONSUMED, EXPIRED, RELEASED, LockRequest
-from daemon.engine.pairs import Pair
-from daemon.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from daemon.runtime import Runtime
+from ratehubd.config import Config
+from ratehubd.engine.engine import RateEngine
+from ratehubd.engine.locks import ACTIVE, CONSUMED, EXPIRED, RELEASED, LockRequest
+from ratehubd.engine.pairs import Pair
+from ratehubd.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, FakeClock
 
 USD = Pair("USD", "CAD")

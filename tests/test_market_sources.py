@@ -14,9 +14,9 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from daemon import auth
-from daemon.config import Config
-from daemon.runtime import Runtime
+from ratehubd import auth
+from ratehubd.config import Config
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, timeout
 from tests.fixtures.sources.server import FixtureServer, Reply
 from tests.test_ws_hub import recv_until, ws_url

@@ -6,7 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from daemon.runtime import Runtime
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, FakeClock
 from tests.test_ws_hub import ws_url
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from rich.console import Console, RenderableType
 
-from daemon.engine.audit import AUDIT_TYPES
 from ratectl import audit as trail
 from ratectl import keys
 from ratectl.cli_audit import RecordType
 from ratectl.errors import UsageError
+from ratehubd.engine.audit import AUDIT_TYPES
 from tests.conftest import start_daemon
 from tests.ratectl_support import ctl, daemon, env, ok, runner  # noqa: F401
 

@@ -135,7 +135,7 @@ def test_set_rate_from_the_cli_reaches_a_websocket_client(
 
 # -- start-up ---------------------------------------------------------------------------------
 
-HEAVY = ("textual", "httpx", "websockets", "pydantic", "daemon")
+HEAVY = ("textual", "httpx", "websockets", "pydantic", "ratehubd")
 
 
 def modules_after(argv: list[str], env: dict[str, str]) -> tuple[set[str], str]:
@@ -155,7 +155,7 @@ def modules_after(argv: list[str], env: dict[str, str]) -> tuple[set[str], str]:
 
 def test_help_imports_nothing_heavy_and_lists_exit_codes(tmp_path: Path) -> None:
     loaded, out = modules_after(["--help"], clean_env(tmp_path))
-    assert loaded == set()  # no textual, and no httpx/websockets/pydantic/daemon either
+    assert loaded == set()  # no textual, and no httpx/websockets/pydantic/ratehubd either
     assert "Exit codes" in out
     for line in ("0  ok", "3  daemon unreachable", "4  authentication", "130  interrupted"):
         assert line in out

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 
-from daemon import wire
 from ratectl import models, render
+from ratehubd import wire
 
 NOW = 1_767_614_400_000  # 2026-01-05T12:00:00Z
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from daemon import wire
 from ratectl.errors import AuthError, Unreachable
 from ratectl.stream import Follow, Tracker, backoff, follow, ws_url
+from ratehubd import wire
 from tests.conftest import ADMIN_KEY, timeout
 
 

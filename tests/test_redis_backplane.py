@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.adapters.redis_backplane import RedisBackplane, backoff
-from daemon.hub.backplane import EventMessage, MarketMessage, Message, RatesDirty
+from ratehubd.adapters.redis_backplane import RedisBackplane, backoff
+from ratehubd.hub.backplane import EventMessage, MarketMessage, Message, RatesDirty
 from tests.conftest import timeout
 
 

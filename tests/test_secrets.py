@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from daemon.logredact import redact
+from ratehubd.logredact import redact
 from tests.conftest import ADMIN_KEY, start_daemon, timeout
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -67,7 +67,7 @@ def test_redact_covers_urls_headers_and_key_texts() -> None:
 
 
 def test_genconfig_and_checkconfig_never_print_a_secret(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "daemon.cli"]
+    run = [sys.executable, "-m", "ratehubd.cli"]
     env = {"PATH": "/usr/bin:/bin", "API_SECRET_KEY": "env-secret-value-123"}
     gen = subprocess.run(
         run + ["genconfig"], capture_output=True, text=True, env=env, timeout=timeout(30)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.hub.backplane import EventMessage
-from daemon.hub.hub import Hub
-from daemon.hub.sequencer import Sequencer
+from ratehubd.hub.backplane import EventMessage
+from ratehubd.hub.hub import Hub
+from ratehubd.hub.sequencer import Sequencer
 
 
 def ev(seq: int) -> EventMessage:

@@ -9,11 +9,11 @@ from typing import TypeVar
 
 import pytest
 
-from daemon.engine.cross import Kind, Quote
-from daemon.engine.model import MarketQuote
-from daemon.engine.pairs import Pair
-from daemon.engine.policy import PairPolicy
-from daemon.engine.sources import (
+from ratehubd.engine.cross import Kind, Quote
+from ratehubd.engine.model import MarketQuote
+from ratehubd.engine.pairs import Pair
+from ratehubd.engine.policy import PairPolicy
+from ratehubd.engine.sources import (
     BookConfig,
     BreakerClosed,
     BreakerOpened,
@@ -27,7 +27,7 @@ from daemon.engine.sources import (
     StalenessEnded,
     weekday_seconds,
 )
-from daemon.errors import ConfigError
+from ratehubd.errors import ConfigError
 from tests.conftest import FakeClock
 
 D = Decimal

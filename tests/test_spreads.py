@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from daemon.config import Config
-from daemon.engine.engine import RateEngine
-from daemon.engine.overrides import OverrideRequest
-from daemon.engine.pairs import Pair
-from daemon.errors import ConfigError, InvalidRates
+from ratehubd.config import Config
+from ratehubd.engine.engine import RateEngine
+from ratehubd.engine.overrides import OverrideRequest
+from ratehubd.engine.pairs import Pair
+from ratehubd.errors import ConfigError, InvalidRates
 
 USD, EUR = Pair("USD", "CAD"), Pair("EUR", "CAD")
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

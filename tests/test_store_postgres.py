@@ -20,14 +20,14 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from daemon.adapters.writer import Writer
-from daemon.engine.audit import AuditEvent
-from daemon.engine.locks import Lock
-from daemon.engine.model import MarketQuote, Override
-from daemon.engine.pairs import parse_pair
-from daemon.errors import ConfigError, Conflict
-from daemon.store import audit as repo
-from daemon.store.repository import SEQ_KEY, Store, sqlite_url
+from ratehubd.adapters.writer import Writer
+from ratehubd.engine.audit import AuditEvent
+from ratehubd.engine.locks import Lock
+from ratehubd.engine.model import MarketQuote, Override
+from ratehubd.engine.pairs import parse_pair
+from ratehubd.errors import ConfigError, Conflict
+from ratehubd.store import audit as repo
+from ratehubd.store.repository import SEQ_KEY, Store, sqlite_url
 from tests.conftest import timeout
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -408,7 +408,7 @@ def test_audit_verify_in_another_process(pg_url: str) -> None:
 
 
 def test_the_repository_names_the_audit_meta_keys_as_the_audit_store_does() -> None:
-    from daemon.store import repository
+    from ratehubd.store import repository
 
     assert repository._AUDIT_HEAD == repo.HEAD_KEY
     assert repository._AUDIT_CHECKPOINT == repo.CHECKPOINT_KEY

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.systemd import (
+from ratehubd.adapters.systemd import (
     Notifier,
     message,
     notify_address,
@@ -408,7 +408,7 @@ def test_unit_settings_the_daemon_relies_on() -> None:
 
 
 def test_stop_timeout_outlasts_the_drain_timeout() -> None:
-    from daemon.config import Config
+    from ratehubd.config import Config
 
     drain = Config().server.drain_timeout_s
     assert int(_unit_setting("TimeoutStopSec")[0]) >= drain + 3

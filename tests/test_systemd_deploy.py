@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
+from ratehubd.config import load_config
 from tests.conftest import timeout
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -43,7 +43,7 @@ def test_env_example_values_are_all_valid() -> None:
 
 
 def test_env_example_names_only_variables_the_daemon_reads() -> None:
-    from daemon.config import _env_layer
+    from ratehubd.config import _env_layer
 
     example = env_file((DEPLOY / "ratehubd.env.example").read_text(), commented=True)
     example.pop("RATEHUB_CONFIG")  # read by load_config itself, tested above

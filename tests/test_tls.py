@@ -16,10 +16,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from daemon.adapters.tls import server_context
-from daemon.config import Config, ServerConfig
-from daemon.errors import ConfigError
-from daemon.runtime import Runtime
+from ratehubd.adapters.tls import server_context
+from ratehubd.config import Config, ServerConfig
+from ratehubd.errors import ConfigError
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, timeout
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -127,7 +127,7 @@ def test_ratehubd_refuses_to_start_with_a_bad_certificate(tmp_path: Path) -> Non
     bad = tmp_path / "ratehub.toml"
     bad.write_text(f'[server]\ntls_cert_file = "{tmp_path / "missing.crt"}"\nport = 0\n')
     res = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "--config", str(bad), "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "ratehubd.cli", "--config", str(bad), "--state-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=timeout(30),

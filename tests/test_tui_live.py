@@ -21,7 +21,6 @@ import httpx
 import pytest
 from textual.widgets import Input
 
-from daemon.auth import READ_ONLY, new_key
 from ratectl.tui.app import RatehubApp
 from ratectl.tui.event_log import EventLog
 from ratectl.tui.form_screen import FormScreen
@@ -29,6 +28,7 @@ from ratectl.tui.lock_screen import LockScreen
 from ratectl.tui.options import TuiOptions
 from ratectl.tui.override_screen import OverrideScreen
 from ratectl.tui.status_bar import StatusBar
+from ratehubd.auth import READ_ONLY, new_key
 from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon, timeout
 from tests.tui_support import until
 
@@ -98,7 +98,7 @@ async def test_override_dialog_sets_an_override_and_shows_refusals_in_place(
 
 
 async def test_switching_store_follows_the_other_channel(runtime: Any) -> None:
-    from daemon import wire
+    from ratehubd import wire
 
     req = wire.SetRateRequest(
         currencyPair="USD/CAD", buyRate=1.37, sellRate=1.33, storeId="tui-b", reason="b only"

@@ -26,14 +26,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from daemon.adapters import http_security
-from daemon.config import Config
-from daemon.runtime import Runtime
 from ratectl.cli import app
 from ratectl.validate.context import Options
 from ratectl.validate.model import CheckResult
 from ratectl.validate.registry import SPECS, select
 from ratectl.validate.runner import run
+from ratehubd.adapters import http_security
+from ratehubd.config import Config
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, timeout
 
 runner = CliRunner()

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from daemon import wire
-from daemon.config import Config
-from daemon.engine.engine import RateEngine
-from daemon.engine.overrides import OverrideRequest
-from daemon.engine.pairs import parse_pair
 from ratectl.errors import UsageError
 from ratectl.validate import registry, report
 from ratectl.validate.hub import Inbox, unwrap
 from ratectl.validate.invariants import SpreadBounds, rate_problems
 from ratectl.validate.model import AUTH, UNREACHABLE, CheckResult, Report, Result
+from ratehubd import wire
+from ratehubd.config import Config
+from ratehubd.engine.engine import RateEngine
+from ratehubd.engine.overrides import OverrideRequest
+from ratehubd.engine.pairs import parse_pair
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 USD_CAD = parse_pair("USD/CAD")

@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from daemon import wire
-from daemon.config import Config
-from daemon.engine.engine import RateEngine
-from daemon.engine.locks import Lock
-from daemon.engine.model import StoreRate
-from daemon.engine.overrides import OverrideRequest
-from daemon.engine.pairs import Pair
+from ratehubd import wire
+from ratehubd.config import Config
+from ratehubd.engine.engine import RateEngine
+from ratehubd.engine.locks import Lock
+from ratehubd.engine.model import StoreRate
+from ratehubd.engine.overrides import OverrideRequest
+from ratehubd.engine.pairs import Pair
 from tests.conftest import FakeClock
 
 D = Decimal
@@ -278,9 +278,9 @@ def test_client_message_models() -> None:
 
 
 def test_a_quote_crosses_the_fleet_exactly() -> None:
-    from daemon.engine.cross import Quote
-    from daemon.engine.pairs import parse_pair
-    from daemon.hub.backplane import QuotesMessage, decode, encode
+    from ratehubd.engine.cross import Quote
+    from ratehubd.engine.pairs import parse_pair
+    from ratehubd.hub.backplane import QuotesMessage, decode, encode
 
     quotes = [
         Quote(

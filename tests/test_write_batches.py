@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from daemon import wire
-from daemon.runtime import Runtime
+from ratehubd import wire
+from ratehubd.runtime import Runtime
 
 
 def body(store: str, buy: float) -> wire.SetRateRequest:

@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from daemon.config import Config
-from daemon.runtime import Runtime
+from ratehubd.config import Config
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, timeout
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

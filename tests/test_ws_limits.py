@@ -17,9 +17,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from daemon.config import Config
-from daemon.hub.session import CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER
-from daemon.runtime import Runtime
+from ratehubd.config import Config
+from ratehubd.hub.session import CLOSE_RATE_LIMITED, CLOSE_SLOW_CONSUMER
+from ratehubd.runtime import Runtime
 from tests.conftest import ADMIN_KEY, timeout
 from tests.test_ws_hub import recv_until, ws_url
 

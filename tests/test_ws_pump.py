@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from daemon.adapters.ws_pump import HubPump
-from daemon.hub.hub import Hub
-from daemon.hub.session import STORE_OS, Frame
+from ratehubd.adapters.ws_pump import HubPump
+from ratehubd.hub.hub import Hub
+from ratehubd.hub.session import STORE_OS, Frame
 from tests.hub_fakes import USDCAD, kind, make_hub
 
 WINDOW = 0.05

@@ -73,7 +73,7 @@ function maxMarketTs(buf) {
   return best;
 }
 
-// -- the hub's checksum (daemon/hub/hub.py `checksum`) ---------------------------------------
+// -- the hub's checksum (daemon/ratehubd/hub/hub.py `checksum`) ---------------------------------------
 const CRC_TABLE = new Int32Array(256);
 for (let n = 0; n < 256; n++) {
   let c = n;

@@ -8,10 +8,10 @@ import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from daemon.wire import PROTOCOL_VERSION
 from ratectl.validate.context import Ctx, ms
 from ratectl.validate.hub import Frame, HubClient, NotArrived
 from ratectl.validate.model import Fail, Outcome, Skip, judged, passed
+from ratehubd.wire import PROTOCOL_VERSION
 
 HEARTBEAT_SLACK = 1.5  # a heartbeat is due within one interval; allow half more, plus:
 HEARTBEAT_PAD_S = 0.5
