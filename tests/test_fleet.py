@@ -375,6 +375,29 @@ async def test_one_node_leads_the_fleet_wide_jobs_and_another_takes_over(fleet: 
     assert await other.fleet.leads()
 
 
+async def test_fleets_in_two_schemas_of_one_database_each_have_a_leader(
+    fleet: Fleet, pg_url: str, channel: str
+) -> None:
+    """The leader lock is keyed by the schema: a second fleet (another schema of the same
+    database, its own channel) elects its own leader instead of waiting on the first's."""
+    a = await fleet("a")
+    assert a.fleet is not None and await a.fleet.leads()
+    other = f"{channel}_other".replace("-", "_")
+    admin = Store(pg_url)
+    try:
+        with admin.engine.begin() as conn:
+            conn.execute(sql_text(f'CREATE SCHEMA "{other}"'))
+        url = pg_url.rsplit("search_path%3D", 1)[0] + f"search_path%3D{other}"
+        b = await fleet("b", store={"url": url}, backplane={"channel": other})
+        assert b.fleet is not None and await b.fleet.leads()
+        assert await a.fleet.leads()
+        await b.stop()
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(sql_text(f'DROP SCHEMA "{other}" CASCADE'))
+        admin.engine.dispose()
+
+
 async def test_a_breach_is_announced_once_per_fleet(fleet: Fleet) -> None:
     a, b = await fleet("a"), await fleet("b")
     await set_rate(a, 1.42, 1.38)  # mid 1.40: past warn_deviation (3 %) from ~1.35

@@ -59,7 +59,9 @@ LOCK_EVENTS = frozenset(
     }
 )
 MAX_FILL = 10_000  # seqs read from the log at once
-LEADER_LOCK = 0x7261_7465_6C65_6164  # pg advisory lock held by the node that runs fleet-wide jobs
+# pg advisory lock held by the node that runs fleet-wide jobs, keyed by (this number, the
+# schema's hash): fleets in different schemas of one database each elect their own leader.
+LEADER_LOCK = 0x6C65_6164
 
 Key = tuple[str, str | None]
 
@@ -151,7 +153,10 @@ class FleetNode:
                 self._leader.commit()
                 return True
             conn = self.store.engine.connect()
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                {"k": LEADER_LOCK},
+            )
             held = bool(got.scalar())
             conn.commit()  # the session-level lock outlives the transaction
             if not held:
@@ -173,7 +178,10 @@ class FleetNode:
         conn, self._leader = self._leader, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:k, hashtext(current_schema()))"),
+                    {"k": LEADER_LOCK},
+                )
                 conn.commit()
             with contextlib.suppress(Exception):
                 conn.invalidate()

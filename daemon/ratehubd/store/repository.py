@@ -55,7 +55,8 @@ _AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 _AUDIT_HEAD = "audit_head"  # ratehubd.store.audit.HEAD_KEY (that module imports this one)
 _AUDIT_CHECKPOINT = "audit_checkpoint"
 _TXN_SEQ = "ratehub.event_seq"
-_SCHEMA_LOCK = 0x7261_7465  # pg advisory lock id held while a node creates the schema
+# pg advisory lock held while a node creates the schema, keyed by (this number, the schema)
+_SCHEMA_LOCK = 0x7261_7465
 
 
 # Built once: constructing a statement per call costs more than executing it.
@@ -145,7 +146,10 @@ class Store:
         node of a fleet shares them."""
         with self.engine.begin() as conn:
             if self.shared:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"),
+                    {"k": _SCHEMA_LOCK},
+                )
             SQLModel.metadata.create_all(conn)
             meta: dict[str, str] = dict(conn.execute(sa_select(_META.c.key, _META.c.value)).all())
             version = meta.get("schema_version")
