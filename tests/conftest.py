@@ -27,6 +27,53 @@ pytest_plugins = ["tests.services"]
 SLOWDOWN = float(os.environ.get("RATEHUB_TEST_SLOWDOWN", "1"))
 ADMIN_KEY = "test-admin-secret"
 
+# What a developer's shell or a running ratehubd may have set that would change what a test
+# sees: ratectl's and ratehubd's settings and the guide's variables. RATEHUB_TEST_* are the
+# harness's own knobs (slowdown, service URLs) and stay.
+LEAKY_NAMES = ("API_SECRET_KEY", "API_HOST", "WEBSOCKET_PORT", "CORS_ORIGINS", "DEBUG_WEBSOCKET")
+LEAKY_PREFIXES = ("RATECTL_", "RATEHUB_")
+XDG_HOMES = ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+
+
+def is_leaky(name: str) -> bool:
+    if name.startswith("RATEHUB_TEST_"):
+        return False
+    return name in LEAKY_NAMES or name.startswith(LEAKY_PREFIXES)
+
+
+def clean_environment(home: Path, mp: pytest.MonkeyPatch) -> None:
+    """Point HOME and the XDG homes at ``home`` and drop every leaky variable. Set through
+    ``os.environ``, so subprocesses (ratehubd, ratectl) inherit it. Package caches stay
+    where they were, so installing into a test's venv does not download again."""
+    real_home = Path.home()
+    for name in list(os.environ):
+        if is_leaky(name):
+            mp.delenv(name)
+    mp.setenv("PIP_CACHE_DIR", os.environ.get("PIP_CACHE_DIR", str(real_home / ".cache" / "pip")))
+    mp.setenv("npm_config_cache", os.environ.get("npm_config_cache", str(real_home / ".npm")))
+    mp.setenv("HOME", str(home))
+    for name in XDG_HOMES:
+        mp.setenv(name, str(home / name.removeprefix("XDG_").removesuffix("_HOME").lower()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The README's command 1 leaves an admin key under ~/.local/state/ratehub and a shell may
+    export RATECTL_URL or API_SECRET_KEY: neither may change a test's result. Session-wide,
+    so module fixtures that start a daemon see a clean environment too."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as mp:
+        clean_environment(home, mp)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def scratch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets a home of its own (tests that need a variable set it themselves)."""
+    home = tmp_path_factory.mktemp("home")
+    clean_environment(home, monkeypatch)
+    return home
+
 
 def timeout(seconds: float) -> float:
     """A generous timeout, stretched by RATEHUB_TEST_SLOWDOWN."""

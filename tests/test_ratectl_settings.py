@@ -4,7 +4,6 @@ each value came from, the key's search order, and the config/context commands.""
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from pathlib import Path
 
@@ -20,9 +19,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RATECTL_", "RATEHUB_")) or name == "API_SECRET_KEY":
-            monkeypatch.delenv(name)
+    # conftest's scratch_home has cleared the environment; config files go in tmp_path
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 

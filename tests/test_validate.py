@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import sqlite3
 import threading
@@ -47,9 +46,7 @@ Starter = Callable[..., Awaitable[Runtime]]
 
 @pytest.fixture(autouse=True)
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RATECTL_", "RATEHUB_")) or name in ("API_SECRET_KEY", "NO_COLOR"):
-            monkeypatch.delenv(name)
+    monkeypatch.delenv("NO_COLOR", raising=False)  # conftest's scratch_home cleared the rest
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("RATECTL_TOKEN", ADMIN_KEY)
