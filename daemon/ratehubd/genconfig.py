@@ -62,18 +62,10 @@ def _section(title: str, model: BaseModel) -> list[str]:
 def generate(config: Config | None = None) -> str:
     cfg = config or Config()
     out = [HEADER]
-    for name in (
-        "server",
-        "hub",
-        "feed",
-        "engine",
-        "overrides",
-        "audit",
-        "store",
-        "backplane",
-        "security",
-        "sources",
-    ):
+    # Every section, in the order Config declares them (so a new one cannot be left out),
+    # the long [sources] last; [stores] and [pairs] are tables of their own below.
+    names = [n for n in Config.model_fields if n not in ("stores", "pairs", "sources")]
+    for name in [*names, "sources"]:
         out.extend(_section(name, getattr(cfg, name)))
         out.append("")
     out += [
