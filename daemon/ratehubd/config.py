@@ -285,6 +285,29 @@ class SecurityConfig(_Section):
     burst: int = _f(100, "HTTP requests one API key may make at once above that rate.", ge=1)
 
 
+class BoardConfig(_Section):
+    enabled: bool = _f(True, "Serve the store rate board at /board (a page for store screens).")
+    title: str = _f("Exchange rates", "The board's heading.", min_length=1, max_length=80)
+    we_buy_label: str = _f(
+        "We buy",
+        "Column of the rate the store buys a currency at (the customer's sellRate).",
+        min_length=1,
+        max_length=40,
+    )
+    we_sell_label: str = _f(
+        "We sell",
+        "Column of the rate the store sells a currency at (the customer's buyRate).",
+        min_length=1,
+        max_length=40,
+    )
+    offline_after_ms: int = _f(
+        5000,
+        "A board disconnected this long hides its rates and says it is not live.",
+        ge=1000,
+        le=600000,
+    )
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     hub: HubConfig = HubConfig()
@@ -300,6 +323,7 @@ class Config(_Section):
     backplane: BackplaneConfig = BackplaneConfig()
     pairs: dict[str, PairConfig] = Field(default_factory=_default_pairs)
     security: SecurityConfig = SecurityConfig()
+    board: BoardConfig = BoardConfig()
 
     @field_validator("pairs")
     @classmethod

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ratehubd import auth, wire
-from ratehubd.adapters import http_keys, http_security
+from ratehubd.adapters import http_board, http_keys, http_security
 from ratehubd.auth import ApiKey, read_scope, require
 from ratehubd.errors import InvalidRequest, RatehubError, RateLimited
 from ratehubd.store.audit import AuditQuery
@@ -230,6 +230,7 @@ def create_app(rt: Runtime) -> FastAPI:
         return ok(rt.status())
 
     http_keys.add_routes(app, rt)
+    http_board.add_routes(app, rt)
     return app
 
 
