@@ -3,7 +3,7 @@
 
 function __ratectl_is_command
     switch "$argv[1]|$argv[2]"
-        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|status' '|tail' '|completion' '|tui' '|config' '|context' '|lock' '|keys' '|audit' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release' 'keys|create' 'keys|list' 'keys|revoke' 'audit|verify'
+        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|status' '|tail' '|completion' '|board-url' '|tui' '|config' '|context' '|lock' '|keys' '|audit' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release' 'keys|create' 'keys|list' 'keys|revoke' 'audit|verify'
             return 0
     end
     return 1
@@ -11,7 +11,7 @@ end
 
 function __ratectl_takes_value
     switch "$argv[1]|$argv[2]"
-        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o' 'keys create|--role' 'keys create|--store' 'keys create|-s' 'keys create|--origin' 'keys create|--output' 'keys create|-o' 'keys list|--output' 'keys list|-o' 'keys revoke|--reason' 'keys revoke|--output' 'keys revoke|-o' 'audit|--since' 'audit|--until' 'audit|--store' 'audit|-s' 'audit|--pair' 'audit|--actor' 'audit|--type' 'audit|-t' 'audit|--limit' 'audit|--output' 'audit|-o' 'audit verify|--output' 'audit verify|-o'
+        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'board-url|--store' 'board-url|-s' 'board-url|--origin' 'board-url|--base-url' 'board-url|--pair' 'board-url|--theme' 'board-url|--output' 'board-url|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o' 'keys create|--role' 'keys create|--store' 'keys create|-s' 'keys create|--origin' 'keys create|--output' 'keys create|-o' 'keys list|--output' 'keys list|-o' 'keys revoke|--reason' 'keys revoke|--output' 'keys revoke|-o' 'audit|--since' 'audit|--until' 'audit|--store' 'audit|-s' 'audit|--pair' 'audit|--actor' 'audit|--type' 'audit|-t' 'audit|--limit' 'audit|--output' 'audit|-o' 'audit verify|--output' 'audit verify|-o'
             return 0
     end
     return 1
@@ -46,6 +46,7 @@ complete -c ratectl -n '__ratectl_at ""' -a overrides -d 'Active overrides: with
 complete -c ratectl -n '__ratectl_at ""' -a status -d 'The daemon\'s system status: WebSocket hub, rate engine, integration'
 complete -c ratectl -n '__ratectl_at ""' -a tail -d 'Stream live rate updates and events until Ctrl-C; reconnects and resumes by...'
 complete -c ratectl -n '__ratectl_at ""' -a completion -d 'Print the shell completion script (install: see completions/README.md)'
+complete -c ratectl -n '__ratectl_at ""' -a board-url -d 'Print the URL of STORE\'s rate board, for pasting into a kiosk browser'
 complete -c ratectl -n '__ratectl_at ""' -a tui -d 'A live dashboard: rates, history, events; set overrides and create locks...'
 complete -c ratectl -n '__ratectl_at ""' -a config -d 'Write and inspect the config file'
 complete -c ratectl -n '__ratectl_at ""' -a context -d 'Contexts: one per daemon you talk to'
@@ -100,6 +101,14 @@ complete -c ratectl -n '__ratectl_at "tail"' -l output -s o -x -a 'table wide js
 complete -c ratectl -n '__ratectl_at "tail"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "completion"' -a 'bash zsh fish'
 complete -c ratectl -n '__ratectl_at "completion"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "board-url"' -l store -s s -x -d 'The store'
+complete -c ratectl -n '__ratectl_at "board-url"' -l create-key -d 'Put a board key in the URL: the one made here before if the daemon still has...'
+complete -c ratectl -n '__ratectl_at "board-url"' -l origin -x -d 'Origin the board key may be used from (repeatable; default: the board URL\'s)'
+complete -c ratectl -n '__ratectl_at "board-url"' -l base-url -x -d 'The daemon\'s URL as the screen reaches it (default: --url)'
+complete -c ratectl -n '__ratectl_at "board-url"' -l pair -x -d 'Show only these pairs (repeatable)'
+complete -c ratectl -n '__ratectl_at "board-url"' -l theme -x -a 'dark light' -d 'dark (default) or light'
+complete -c ratectl -n '__ratectl_at "board-url"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table (the URL alone), json, yaml'
+complete -c ratectl -n '__ratectl_at "board-url"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "tui"' -l store -s s -x -d 'Store to show; omit for the global rates'
 complete -c ratectl -n '__ratectl_at "tui"' -l read-only -d 'Hide every change (overrides, locks): a wall screen'
 complete -c ratectl -n '__ratectl_at "tui"' -l help -s h -d 'Show this message and exit'

@@ -18,6 +18,7 @@ import typer
 
 from ratectl import __version__, errors
 from ratectl.cli_audit import audit_app
+from ratectl.cli_board import board_url
 from ratectl.cli_config import config_app, context_app
 from ratectl.cli_keys import keys_app
 from ratectl.cli_lock import lock_app
@@ -368,6 +369,7 @@ def completion(
     sys.stdout.write(script(shell.value, typer.main.get_command(app)))
 
 
+app.command("board-url")(board_url)
 app.command("tui")(tui)  # last in --help: the one interactive command
 
 

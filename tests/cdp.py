@@ -10,6 +10,7 @@ screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import shutil
@@ -70,16 +71,21 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        port = self._port(profile / "DevToolsActivePort")
-        pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page = next(p for p in pages if p.get("type") == "page")
-        self.ws: ClientConnection = connect(
-            page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10
-        )
+        self._stack = contextlib.ExitStack()
         self._ids = itertools.count(1)
-        self.send("Page.enable")
-        self.send("Runtime.enable")
-        self.viewport(width, height)
+        try:
+            port = self._port(profile / "DevToolsActivePort")
+            pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+            page = next(p for p in pages if p.get("type") == "page")
+            self.ws: ClientConnection = self._stack.enter_context(
+                connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10)
+            )
+            self.send("Page.enable")
+            self.send("Runtime.enable")
+            self.viewport(width, height)
+        except BaseException:
+            self.close()
+            raise
 
     def _port(self, path: Path) -> int:
         deadline = time.monotonic() + 30
@@ -141,7 +147,7 @@ class Browser:
 
     def close(self) -> None:
         try:
-            self.ws.close()
+            self._stack.close()
         finally:
             self.proc.terminate()
             try:

@@ -39,6 +39,8 @@
     lastMessageAt: 0,
     disconnectedAt: Date.now(),
     acks: 0,
+    resumeFrom: null,     // the lastSeq this connection resumed from
+    resumed: null,        // {from, recovered} of the last resume
     mismatches: 0,
     refused: null,
     ws: null,
@@ -91,6 +93,7 @@
       refuse("This board has no key: open the URL that `ratectl board-url` printed.");
       return;
     }
+    state.resumeFrom = state.lastSeq;
     const ws = new WebSocket(wsUrl());
     state.ws = ws;
     ws.onopen = function () { state.retryMs = 500; };
@@ -132,7 +135,11 @@
     }
     if (msg.type !== "rate_update" || !msg.data || !Array.isArray(msg.data.rates)) return;
     const data = msg.data;
-    if (data.snapshot) state.rates.clear();
+    if (data.snapshot) {
+      state.rates.clear();
+      // A resume's snapshot says whether every event since resumeFrom was replayed.
+      if ("recovered" in data) state.resumed = { from: state.resumeFrom, recovered: data.recovered };
+    }
     for (const r of data.rates) {
       state.rates.set(r.currencyPair, r);
       const tick = r.provenance && r.provenance.tick;
