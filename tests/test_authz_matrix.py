@@ -36,6 +36,9 @@ PUBLIC = {
     "/redoc",
     "/openapi.json",
 }
+# HTML pages and their assets, with their own principal matrix in test_board.py (their
+# denials are pages for a person at a screen, not the JSON envelope).
+PAGES = {"/board", "/board/{store_id}", "/board.js", "/board.css"}
 PUSHED = "BTC/CAD"  # the pair that takes pushed prices in these tests
 SET = {"currencyPair": "USD/CAD", "buyRate": 1.37, "sellRate": 1.33}
 
@@ -251,7 +254,7 @@ async def test_every_route_is_in_the_matrix(ctx: Ctx) -> None:
         (method, route.path)  # type: ignore[attr-defined]
         for route in app.routes
         for method in getattr(route, "methods", None) or ()
-        if method != "HEAD" and route.path not in PUBLIC  # type: ignore[attr-defined]
+        if method != "HEAD" and route.path not in PUBLIC | PAGES  # type: ignore[attr-defined]
     }
     covered = {(row.method, route_of(row.path)) for row in HTTP_ROWS}
     missing = sorted(routes - covered)

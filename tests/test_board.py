@@ -136,3 +136,35 @@ async def test_labels_come_from_config_and_the_board_can_be_turned_off(
             assert (await api.get("/board/s1")).status_code == 404
     finally:
         await rt.stop()
+
+
+async def test_who_may_open_which_board(api: httpx.AsyncClient) -> None:
+    """Every principal of the authorization matrix against its own store, another store
+    and the global board: store and read-only keys read what they may read; admin keys
+    never (the URL sits on a screen); feed keys never (they only push)."""
+    keys = {
+        "admin": ADMIN_KEY,
+        "read-only": await make_key(api, role="read-only"),
+        "store": await make_key(api, role="store", stores=["own"]),
+        "multi": await make_key(api, role="store", stores=["own", "third"]),
+        "feed": await make_key(api, role="feed"),
+    }
+    want = {  # /board/own, /board/other, /board (global)
+        "none": (401, 401, 401),
+        "admin": (403, 403, 403),
+        "read-only": (200, 200, 200),
+        "store": (200, 403, 200),  # no storeId: a one-store key's own store
+        "multi": (200, 403, 403),  # no storeId: which of its stores? it must say
+        "feed": (403, 403, 403),
+    }
+    for who, statuses in want.items():
+        token = {"token": keys[who]} if who in keys else {}
+        got = tuple(
+            [
+                (await api.get(path, params=token)).status_code
+                for path in ("/board/own", "/board/other", "/board")
+            ]
+        )
+        assert got == statuses, who
+    for asset in ("/board.js", "/board.css"):  # the same for every board: no key
+        assert (await api.get(asset)).status_code == 200
