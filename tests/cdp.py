@@ -13,7 +13,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -70,6 +72,7 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: close() ends every helper process
         )
         self._stack = contextlib.ExitStack()
         self._ids = itertools.count(1)
@@ -149,10 +152,13 @@ class Browser:
         try:
             self._stack.close()
         finally:
-            self.proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+            with contextlib.suppress(ProcessLookupError):  # zygotes, renderers, crashpad
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
             self._dir.cleanup()
