@@ -79,8 +79,12 @@ def watch_rates(s: Settings) -> None:
         )
 
     def on_message(msg: dict[str, Any]) -> bool:
-        changed = list(msg.get("data", {}).get("rates", []))
-        rows.update((r["currencyPair"], r) for r in changed)
+        # Lean frames carry provenance, storeId, validUntil and stale only when they change:
+        # each rate is merged into the last one held for its pair.
+        pairs = [r["currencyPair"] for r in msg.get("data", {}).get("rates", [])]
+        for r in msg.get("data", {}).get("rates", []):
+            rows[r["currencyPair"]] = {**rows.get(r["currencyPair"], {}), **r}
+        changed = [rows[p] for p in pairs]
         if live is not None:
             live.refresh()
         elif fmt in ("table", "wide"):

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ratehubd.engine.pairs import Pair, parse_pair
-from ratehubd.hub.hub import Hub
+from ratehubd.hub.hub import LEAN_FIELDS, Hub
 from ratehubd.hub.session import Session
 
 USDCAD, EURCAD, BTCCAD = parse_pair("USD/CAD"), parse_pair("EUR/CAD"), parse_pair("BTC/CAD")
@@ -85,6 +85,11 @@ def payload(msg: dict[str, Any]) -> dict[str, Any]:
     data = msg["data"]
     assert isinstance(data, dict)
     return data
+
+
+def core(rate: dict[str, Any]) -> dict[str, Any]:
+    """A rate as a lean frame carries it once its extras have gone out."""
+    return {k: v for k, v in rate.items() if k not in LEAN_FIELDS}
 
 
 def rates_of(msg: dict[str, Any]) -> dict[str, dict[str, Any]]:

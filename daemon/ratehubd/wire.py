@@ -376,6 +376,11 @@ class SubscribeData(WireModel):
         le=3_600_000,
         description="minimum ms between rate updates (0 to 3,600,000; 0 or absent: every window)",
     )
+    provenance: Literal["changes", "always"] | None = Field(
+        default=None,
+        description="changes (default): a rate carries provenance, storeId, validUntil and "
+        "stale in the snapshot and when they change; always: in every frame",
+    )
 
 
 class RateSubscribeData(WireModel):
@@ -383,6 +388,11 @@ class RateSubscribeData(WireModel):
     storeId: str | None = None
     includeMarketData: bool = False
     rateType: Literal["buy", "sell", "both"] = "both"
+    provenance: Literal["changes", "always"] | None = Field(
+        default=None,
+        description="changes (default): a rate carries provenance, storeId, validUntil and "
+        "stale in the snapshot and when they change; always: in every frame",
+    )
 
 
 def message(type_: str, data: Any, ts: int, **extra: Any) -> dict[str, Any]:

@@ -64,14 +64,20 @@ class Board:
         self.rows: dict[str, PairRow] = {}
         self.history = history
         self.ignored = 0  # rate dicts that could not be read
+        # The last rate dict per pair: lean frames leave out what did not change
+        # (provenance, stale, ...), so each rate is read merged into the one before.
+        self._held: dict[str, dict[str, Any]] = {}
 
     def reset(self) -> None:
         self.rows.clear()
+        self._held.clear()
 
     def apply(self, rates: Iterable[Mapping[str, Any]]) -> set[str]:
         """Take the latest rates; the pairs whose rows changed (new ones included)."""
         changed: set[str] = set()
-        for rate in rates:
+        for partial in rates:
+            pair = str(partial.get("currencyPair"))
+            rate = self._held[pair] = {**self._held.get(pair, {}), **partial}
             parsed = _read(rate)
             if parsed is None:
                 self.ignored += 1

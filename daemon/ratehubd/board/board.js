@@ -140,7 +140,9 @@
       // A resume's snapshot says whether every event since resumeFrom was replayed.
       if ("recovered" in data) state.resumed = { from: state.resumeFrom, recovered: data.recovered };
     }
-    for (const r of data.rates) {
+    for (const partial of data.rates) {
+      // Lean frames leave out what did not change (provenance, stale, ...): merge.
+      const r = Object.assign({}, state.rates.get(partial.currencyPair), partial);
       state.rates.set(r.currencyPair, r);
       const tick = r.provenance && r.provenance.tick;
       if (typeof tick === "number" && tick > 0) {

@@ -29,6 +29,7 @@ Slow consumers: see ``_enqueue``.
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -114,6 +115,29 @@ def checksum(rates: Iterable[dict[str, Any]]) -> str:
     return f"{zlib.crc32(''.join(parts).encode()):08x}"
 
 
+# Rate fields a lean frame carries only when they change (the snapshot always has them);
+# the rest (what the guide's clients read) are in every rate of every frame.
+LEAN_FIELDS = ("storeId", "validUntil", "stale", "provenance")
+_UNSENT = object()
+_DIGITS = re.compile(r"(?<!\S)[0-9][0-9.eE+-]*(?!\S)")  # a number standing alone
+
+
+def _lean_key(rate: dict[str, Any]) -> tuple[Any, ...]:
+    """What a lean frame compares to decide whether to resend the extras: provenance
+    without the market mid, its time and the legs' prices, which move with every tick."""
+    prov = rate.get("provenance") or {}
+    return (
+        rate.get("storeId"),
+        rate.get("validUntil"),
+        rate.get("stale"),
+        tuple(prov.get("marketSources") or ()),
+        prov.get("spreadApplied"),
+        prov.get("tick"),
+        prov.get("override"),
+        tuple(_DIGITS.sub("", leg) for leg in prov.get("legs") or ()),  # not their prices
+    )
+
+
 def _allow_all(key_id: str, store_id: str | None) -> None:
     return None
 
@@ -156,6 +180,8 @@ class Hub:
         self._groups: dict[tuple[str | None, str, Subscription], set[Session]] = {}
         self._group_sent: dict[tuple[str | None, str, Subscription], float] = {}
         self._group_pending: dict[tuple[str | None, str, Subscription], set[Pair]] = {}
+        # Per lean group: per pair, the extras key its last frame carried.
+        self._group_extras: dict[tuple[str | None, str, Subscription], dict[str, Any]] = {}
         self._dirty_all: set[Pair] = set()
         self._dirty_store: dict[str, set[Pair]] = {}
         self._marks = 0
@@ -262,6 +288,7 @@ class Hub:
                 del self._groups[s.group_key]
                 self._group_sent.pop(s.group_key, None)
                 self._group_pending.pop(s.group_key, None)
+                self._group_extras.pop(s.group_key, None)
 
     def _resubscribe(
         self, s: Session, store_id: str | None, sub: Subscription, dialect: str | None = None
@@ -350,6 +377,7 @@ class Hub:
             market_data=kind in ("market_data", "all") or s.sub.market_data,
             rate_type=s.sub.rate_type,
             min_interval_ms=max(0, req.frequency or 0),
+            provenance=req.provenance or s.sub.provenance,
         )
         store = req.storeId if req.storeId is not None else s.store_id
         self._resubscribe(s, store, sub, WRAPPED)
@@ -364,6 +392,7 @@ class Hub:
             market_data=req.includeMarketData,
             rate_type=req.rateType,
             min_interval_ms=s.sub.min_interval_ms,
+            provenance=req.provenance or s.sub.provenance,
         )
         store = req.storeId if req.storeId is not None else s.store_id
         self._resubscribe(s, store, sub, FLAT)
@@ -410,6 +439,7 @@ class Hub:
             "marketData": sub.market_data,
             "rateType": sub.rate_type,
             "frequency": sub.min_interval_ms,
+            "provenance": sub.provenance,
         }
         self._control(s, wire.message(wire.SUBSCRIBED, data, int(now * 1000)))
 
@@ -564,7 +594,9 @@ class Hub:
             self._group_sent[key] = now
             if store_id not in tables:
                 tables[store_id] = self._rates(store_id)
-            text = self._rates_text(dialect, sub, tables[store_id], dirty, now, self.seq, {})
+            lean = None if sub.provenance == "always" else self._group_extras.setdefault(key, {})
+            table = tables[store_id]
+            text = self._rates_text(dialect, sub, table, dirty, now, self.seq, {}, lean)
             frame = Frame(text, self.seq, True)
             self._fan_out(members, frame, now)
         self._marks = 0
@@ -630,13 +662,27 @@ class Hub:
         now: float,
         seq: int,
         extra: dict[str, Any],
+        lean: dict[str, Any] | None = None,
     ) -> str:
+        """``lean``: the group's extras last sent per pair; a rate leaves out the extras
+        its group's last frame already carried (None: complete rates, as in snapshots)."""
         rates = [self._shape(table[p], sub.rate_type) for p in sorted(pairs) if p in table]
+        if lean is not None:
+            rates = [self._lean(r, lean) for r in rates]
         # The checksum covers what this client holds: its pairs, and its side with rateType.
         held = sub.pairs if sub.pairs is not None else table
         scope = [self._shape(table[p], sub.rate_type) for p in held if p in table]
         payload = {"rates": rates, "checksum": checksum(scope), **extra}
         return wire.encode(self._dialect(dialect, wire.RATE_UPDATE, payload, int(now * 1000), seq))
+
+    @staticmethod
+    def _lean(rate: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+        pair = rate["currencyPair"]
+        key = _lean_key(rate)
+        if sent.get(pair, _UNSENT) == key:
+            return {k: v for k, v in rate.items() if k not in LEAN_FIELDS}
+        sent[pair] = key
+        return rate
 
     @staticmethod
     def _shape(rate: dict[str, Any], rate_type: str) -> dict[str, Any]:
@@ -658,6 +704,9 @@ class Hub:
 
     def _snapshot(self, s: Session, now: float, force: bool = False, **extra: Any) -> None:
         s.needs_snapshot = False
+        # The snapshot's extras may be newer than the group's last frame: the group's next
+        # frame carries them again rather than assume every member holds the same.
+        self._group_extras.pop(s.group_key, None)
         table = self._rates(s.store_id)
         pairs = s.sub.pairs if s.sub.pairs is not None else table.keys()
         text = self._rates_text(

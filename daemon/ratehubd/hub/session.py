@@ -38,6 +38,9 @@ class Subscription:
     market_data: bool = False
     rate_type: str = "both"
     min_interval_ms: int = 0
+    # "changes": lean rate frames (provenance, storeId, validUntil, stale only in snapshots
+    # and when they change); "always": every rate complete in every frame.
+    provenance: str = "changes"
 
 
 class Frame:
