@@ -12,7 +12,8 @@
 //
 // Per frame the common path does no JSON parsing: it scans the raw bytes for the top-level
 // "timestamp" (ratehub: when the hub closed the batch window; plain: when it broadcast), the
-// rates' provenance "marketTimestamp" (ratehub: when the engine received the tick), "checksum",
+// rates' own "timestamp" (ratehub: when the engine priced the tick; lean frames leave the
+// provenance out, so its "marketTimestamp" is not in every frame), "checksum",
 // "seq" and "sentAt" (plain: float epoch seconds). Every `verifyEvery`-th client also parses
 // each frame, keeps its rate table and recomputes the hub's checksum after every frame.
 import { performance } from "node:perf_hooks";
@@ -43,7 +44,6 @@ const now = () => offset + performance.now();
 const K_RATE = Buffer.from('{"type":"rate_update"');
 const K_END = Buffer.from('{"type":"end"');
 const K_TS = Buffer.from('"timestamp":');
-const K_MTS = Buffer.from('"marketTimestamp":');
 const K_CK = Buffer.from('"checksum":"');
 const K_SEQ = Buffer.from('"seq":');
 const K_SENT = Buffer.from('"sentAt":');
@@ -64,10 +64,11 @@ function floatAt(buf, i) {
   return Number(buf.toString("latin1", i, j));
 }
 
-function maxMarketTs(buf) {
+// The newest rate "timestamp" of a frame: every occurrence before the frame's own (the last).
+function maxRateTs(buf, top) {
   let best = -1;
-  for (let i = buf.indexOf(K_MTS); i >= 0; i = buf.indexOf(K_MTS, i + K_MTS.length)) {
-    const v = intAt(buf, i + K_MTS.length);
+  for (let i = buf.indexOf(K_TS); i >= 0 && i < top; i = buf.indexOf(K_TS, i + K_TS.length)) {
+    const v = intAt(buf, i + K_TS.length);
     if (v > best) best = v;
   }
   return best;
@@ -219,7 +220,7 @@ function onFrame(c, buf) {
   } else {
     storeTs[c.store].add(ts);
     sendHist.add(t - ts);
-    const mts = maxMarketTs(buf);
+    const mts = maxRateTs(buf, ti);
     if (mts > 0) {
       tickHist.add(t - mts);
       ageHist.add(ts - mts);
