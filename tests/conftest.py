@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ratehubd.config import Config, load_config
+from ratehubd.runtime import Runtime
 
 # pg_url, redis_url, channel: real PostgreSQL and Redis (skip, or fail under CI=true).
 pytest_plugins = ["tests.services"]
@@ -212,3 +213,40 @@ def daemon_proc(tmp_path: Path) -> Iterator[DaemonProcess]:
         d.stop()
         if d.proc.stdout:
             d.proc.stdout.close()
+
+
+# A fleet for real: nodes on the shared PostgreSQL and Redis (tests/test_fleet*.py).
+Fleet = Callable[..., Any]
+
+
+@pytest.fixture
+async def fleet(
+    make_config: Callable[..., Config], tmp_path: Path, pg_url: str, redis_url: str, channel: str
+) -> AsyncIterator[Fleet]:
+    """``await fleet("a", **sections)`` starts a node on the shared database and Redis
+    (``env=`` for environment variables)."""
+    nodes: list[Runtime] = []
+
+    async def start(
+        name: str, env: dict[str, str] | None = None, **sections: dict[str, Any]
+    ) -> Runtime:
+        backplane = {"url": redis_url, "channel": channel, "node_id": name}
+        backplane.update(sections.pop("backplane", {}))
+        store = {"url": pg_url, **sections.pop("store", {})}
+        cfg = make_config(
+            env,
+            server={"state_dir": str(tmp_path / name)},
+            store=store,
+            backplane=backplane,
+            **sections,
+        )
+        rt = Runtime(cfg)
+        await rt.start()
+        nodes.append(rt)
+        return rt
+
+    try:
+        yield start
+    finally:
+        for rt in nodes:
+            await rt.stop()

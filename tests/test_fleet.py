@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,11 +27,10 @@ from ratehubd.config import Config
 from ratehubd.hub.backplane import EventMessage
 from ratehubd.runtime import Runtime
 from ratehubd.store.repository import Store
-from tests.conftest import ADMIN_KEY, timeout
+from tests.conftest import ADMIN_KEY, Fleet, timeout
 from tests.test_ws_hub import recv_until
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-Fleet = Callable[..., Any]
 
 
 def ws_url(rt: Runtime, **query: str) -> str:
@@ -63,39 +61,6 @@ def has_rate(buy: float) -> Callable[[dict[str, Any]], bool]:
         )
 
     return pred
-
-
-@pytest.fixture
-async def fleet(
-    make_config: Callable[..., Config], tmp_path: Path, pg_url: str, redis_url: str, channel: str
-) -> AsyncIterator[Fleet]:
-    """``await fleet("a", **sections)`` starts a node on the shared database and Redis
-    (``env=`` for environment variables)."""
-    nodes: list[Runtime] = []
-
-    async def start(
-        name: str, env: dict[str, str] | None = None, **sections: dict[str, Any]
-    ) -> Runtime:
-        backplane = {"url": redis_url, "channel": channel, "node_id": name}
-        backplane.update(sections.pop("backplane", {}))
-        store = {"url": pg_url, **sections.pop("store", {})}
-        cfg = make_config(
-            env,
-            server={"state_dir": str(tmp_path / name)},
-            store=store,
-            backplane=backplane,
-            **sections,
-        )
-        rt = Runtime(cfg)
-        await rt.start()
-        nodes.append(rt)
-        return rt
-
-    try:
-        yield start
-    finally:
-        for rt in nodes:
-            await rt.stop()
 
 
 async def test_an_override_set_on_one_node_reaches_a_client_of_another(fleet: Fleet) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -201,32 +202,67 @@ class RateService:
 
     async def set_override(self, req: wire.SetRateRequest, actor: str) -> dict[str, Any]:
         now = self.clock.now()
-        ov = self.engine.plan_override(
-            self._override_request(req), override_id=uuid.uuid4().hex, author=actor, now=now
+        request = self._override_request(req)
+        # expectedVersion is checked in the writing transaction, against the database:
+        # this engine's memory may be behind another node's write.
+        planned = self.engine.plan_override(
+            replace(request, expected_version=None),
+            override_id=uuid.uuid4().hex,
+            author=actor,
+            now=now,
         )
-        rate = self.engine.preview(ov, now)
-        before = self.engine.overrides.get(ov.pair, ov.store_id, now)
-        self.engine.overrides.reserve(ov)
-        data = {**wire.override_dict(ov), "rate": wire.rate_dict(rate)}
-        audit = AuditEvent(
-            type="override_set",
-            actor=actor,
-            store_id=ov.store_id,
-            pair=ov.pair,
-            before=override_snapshot(before) if before else None,
-            after=override_snapshot(ov),
-            reason=ov.reason,
-            source=ov.source,
-        )
-        seq = await self._durable(
-            lambda s: self.store.add_override(s, ov),
-            (wire.RATE_OVERRIDE_SET, ov.store_id, data),
-            audit,
-            now,
-        )
+        rate = self.engine.preview(planned, now)
+        before = self.engine.overrides.get(planned.pair, planned.store_id, now)
+        written: dict[str, Any] = {}
+
+        def op(s: Session) -> int:
+            # The version is the database's: the key's current one plus one, read in the
+            # transaction that holds the fleet's event counter, so versions (and the
+            # compare-and-set) are one sequence across every node.
+            current = self.store.override_version(s, str(planned.pair), planned.store_id)
+            expected = request.expected_version
+            if expected is not None and expected != current:
+                raise Conflict(
+                    f"override for {planned.pair} at {planned.store_id or 'all stores'} is at "
+                    f"version {current}, not {expected}; reload and retry",
+                    currentVersion=current,
+                )
+            ov = replace(planned, version=current + 1)
+            data = {**wire.override_dict(ov), "rate": wire.rate_dict(rate)}
+            audit = AuditEvent(
+                type="override_set",
+                actor=actor,
+                store_id=ov.store_id,
+                pair=ov.pair,
+                before=override_snapshot(before) if before else None,
+                after=override_snapshot(ov),
+                reason=ov.reason,
+                source=ov.source,
+            )
+            self.store.add_override(s, ov)
+            seq = self.store.next_seq(s)
+            self._log_event(s, seq, wire.RATE_OVERRIDE_SET, ov.store_id, data, now)
+            audit_store.append(s, audit, now)
+            written.update(ov=ov, data=data)
+            return seq
+
+        seq: int = await self.writer.write(op)
+        ov, data = written["ov"], written["data"]
         self.overrides_set += 1
-        self._emit(self.engine.commit_override(ov), now, data, seq)
+        # Committed means announced, even when this engine already holds a newer version of
+        # the key (another node's later write): clients apply events in seq order, and so
+        # end on the database's winner.
+        self._announce(self.engine.commit_override(ov), now, wire.RATE_OVERRIDE_SET, data, seq)
+        if self.store.shared:
+            await self._catch_up_override(ov.pair, ov.store_id)
         return wire.rate_dict(self.engine.rate(ov.pair, ov.store_id, self.clock.now()))
+
+    async def _catch_up_override(self, pair: Pair, store_id: str | None) -> None:
+        """Bring in a newer override another node committed at this key meanwhile, so the
+        operator's answer is the rate in force now, not one already superseded."""
+        found = await asyncio.to_thread(self.store.active_override, str(pair), store_id)
+        if found is not None:
+            self._emit(self.engine.commit_override(found), self.clock.now(), None)
 
     async def clear_override(
         self, pair_text: str, store_id: str | None, actor: str, reason: str | None = None
@@ -276,9 +312,9 @@ class RateService:
                 )
             return
         if how == "cleared":
-            self._emit(self.engine.commit_clear(ov, actor), now, data, seq)
+            self._announce(self.engine.commit_clear(ov, actor), now, type_, data, seq)
         else:
-            self._emit(self.engine.commit_expiry(ov), now, data, seq)
+            self._announce(self.engine.commit_expiry(ov), now, type_, data, seq)
 
     def on_tick(self, pair: Pair, mid: Decimal, source: str) -> bool:
         """A single market tick outside the source book (tests, tools). False: rejected."""
@@ -601,6 +637,18 @@ class RateService:
         self, type_: str, data: dict[str, Any], store_id: str | None, now: datetime, seq: int
     ) -> None:
         self.fanout.publish(EventMessage(type_, data, store_id, seq, now.timestamp()))
+
+    def _announce(
+        self, events: list[EngineEvent], now: datetime, type_: str, data: dict[str, Any], seq: int
+    ) -> None:
+        """Emit what a committed override change did to this engine, and announce the
+        change itself even when it did nothing here (superseded by a newer one)."""
+        self._emit(events, now, data, seq)
+        if not any(
+            isinstance(ev, OverrideSet | OverrideCleared | OverrideExpired) for ev in events
+        ):
+            store_id = data.get("storeId")
+            self._publish(type_, data, store_id if isinstance(store_id, str) else None, now, seq)
 
     def _emit(
         self,

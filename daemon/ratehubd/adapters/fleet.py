@@ -11,8 +11,9 @@ once. This adapter does the sequencer's I/O:
   reconnects): nothing is lost while Redis is down, only late;
 - it brings another node's override and lock changes into this node's engine (read
   back from the database by id, exact decimals), so this node's rate frames show
-  them. A change this node made itself to the same key later wins: the engine is
-  never moved back to an older state.
+  them. Override versions come from the database (one sequence per key for the whole
+  fleet), so every engine takes the changes in the database's order and is never moved
+  back to an older state.
 
 It also elects the node that runs the jobs the fleet needs done once (``leads``: a
 PostgreSQL advisory lock): threshold checks, and polling the market, whose quotes
@@ -316,10 +317,9 @@ class FleetNode:
             found = await asyncio.to_thread(self.store.get_override, str(ev.data["id"]))
             if found is None or found[1] != "active" or self._local_keys.get(key, 0) > ev.seq:
                 return
-            ov = found[0]
-            current = self._current(pair, key[1])
-            if current is None or current.id != ov.id:
-                self.engine.overrides.load(ov, ov.version)
+            # Versions are the database's, one sequence per key across the fleet: the
+            # engine takes this one only if it is newer than what it holds.
+            if self.engine.overrides.commit(found[0]):
                 self._changed(pair, key[1])
         else:
             current = self._current(pair, key[1])

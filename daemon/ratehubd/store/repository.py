@@ -75,6 +75,15 @@ _END_OVERRIDE = (
     .where(_O.id == bindparam("i"), _O.status == "active")
     .values(status=bindparam("st"), ended_us=bindparam("at"), ended_by=bindparam("by"))
 )
+_KEY_TOP = (
+    sa_select(_O.version, _O.status)
+    .where(_O.pair == bindparam("p"))
+    .order_by(_O.version.desc())
+    .limit(1)
+)
+_KEY_TOP_STORE = _KEY_TOP.where(_O.store_id == bindparam("s"))
+_KEY_TOP_GLOBAL = _KEY_TOP.where(_O.store_id.is_(None))
+_ENDED = ("cleared", "expired")  # a clear or an expiry is a change of the key: it has a version
 _INSERT_LOCK = insert(_LOCKS)
 _END_LOCK = (
     update(_LOCKS)
@@ -222,6 +231,23 @@ class Store:
                 "ended_by": None,
             },
         )
+
+    def override_version(self, s: Session, pair: str, store_id: str | None) -> int:
+        """The key's version now, in the caller's transaction: its newest override's
+        version, plus one if that override has ended (0: never set). On a shared database
+        the transaction holds the event counter (``begin``), so no other node's write can
+        come between this read and the caller's insert: the fleet's one truth."""
+        here = [
+            r
+            for r in _pending(s, _INSERT_OVERRIDE)
+            if (r["pair"], r["store_id"]) == (pair, store_id)
+        ]
+        if here:
+            top = max(here, key=lambda r: int(r["version"]))
+            return int(top["version"]) + (top["status"] in _ENDED)
+        stmt = _KEY_TOP_STORE if store_id is not None else _KEY_TOP_GLOBAL
+        row = s.connection().execute(stmt, {"p": pair, "s": store_id}).first()
+        return 0 if row is None else int(row.version) + (row.status in _ENDED)
 
     def end_override(self, s: Session, ov: Override, status: str, by: str, now: datetime) -> bool:
         """Mark an override cleared or expired; False if it had already ended."""
