@@ -105,13 +105,22 @@ async def test_a_client_resumes_on_another_node_and_misses_nothing(fleet: Fleet)
 
 
 class Proxy:
-    """A TCP proxy to Redis that the test can cut and restore: a real outage."""
+    """A TCP proxy (to Redis or PostgreSQL) that the test can cut and restore, a real
+    outage, or freeze and thaw: a server that holds its connections and answers nothing."""
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.port = 0
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._conn, "127.0.0.1", self.port)
@@ -132,6 +141,7 @@ class Proxy:
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, ConnectionError):
                 while data := await r.read(65536):
+                    await self.flowing.wait()  # frozen: bytes are held, nothing answers
                     w.write(data)
                     await w.drain()
             w.close()

@@ -169,6 +169,18 @@ class StoreConfig(_Section):
         repr=False,
     )
 
+    write_timeout_ms: int = _f(
+        5000,
+        "PostgreSQL: the deadline of a write, from its request to its commit (statement and "
+        "lock timeouts too). One the database cannot commit in time is rolled back and "
+        "answered 503, never committed later.",
+        ge=100,
+        le=600_000,
+    )
+    connect_timeout_s: int = _f(
+        5, "PostgreSQL: seconds to wait for a new connection before giving up.", ge=1, le=600
+    )
+
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:

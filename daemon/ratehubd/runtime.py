@@ -113,7 +113,11 @@ class Runtime:
     async def start(self) -> None:
         cfg = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store = Store(cfg.store.url or sqlite_url(self.state_dir))
+        self.store = Store(
+            cfg.store.url or sqlite_url(self.state_dir),
+            write_timeout_ms=cfg.store.write_timeout_ms,
+            connect_timeout_s=cfg.store.connect_timeout_s,
+        )
         await asyncio.to_thread(self.store.open)
         await asyncio.to_thread(self._load_keys)
         self.engine = RateEngine(

@@ -23,7 +23,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, event, func, insert, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    make_url,
+    text,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -118,28 +129,53 @@ def sqlite_url(state_dir: Path) -> str:
     return f"sqlite:///{state_dir / 'ratehub.db'}"
 
 
-def _engine_options(kind: str) -> dict[str, Any]:
+def _engine_options(url: str, kind: str, *, deadline_ms: int, connect_s: int) -> dict[str, Any]:
     if kind == "sqlite":
         return {"connect_args": {"check_same_thread": False}}
     # A fleet's database is across a network: check a pooled connection before use (a
-    # restarted server leaves dead ones), and give up connecting after a few seconds
-    # instead of hanging the writer.
+    # restarted server leaves dead ones), give up connecting after a few seconds, and let
+    # the server end a statement, a lock wait or an abandoned transaction that overruns.
+    timeouts = (
+        f"-c statement_timeout={deadline_ms} -c lock_timeout={deadline_ms} "
+        f"-c idle_in_transaction_session_timeout={2 * deadline_ms}"
+    )
+    given = make_url(url).query.get("options")  # e.g. -csearch_path=... : kept, ours after
+    if given:
+        timeouts = f"{given if isinstance(given, str) else ' '.join(given)} {timeouts}"
     return {
         "pool_pre_ping": True,
         "pool_size": 5,
         "max_overflow": 10,
         "pool_recycle": 1800,
-        "connect_args": {"connect_timeout": 5, "application_name": "ratehubd"},
+        "connect_args": {
+            "connect_timeout": connect_s,
+            "application_name": "ratehubd",
+            "options": timeouts,
+        },
     }
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, write_timeout_ms: int = 5000, connect_timeout_s: int = 5
+    ) -> None:
         self.url = url
         self.kind = database_kind(url)
-        self.engine: Engine = create_engine(url, **_engine_options(self.kind))
+        self.write_timeout_s = write_timeout_ms / 1000
+        opts = _engine_options(
+            url, self.kind, deadline_ms=write_timeout_ms, connect_s=connect_timeout_s
+        )
+        self.engine: Engine = create_engine(url, **opts)
+        # The writer's own connection (PostgreSQL): no pre-ping, so that everything it sends
+        # runs under the writer's deadline (a ping on checkout would not), and one
+        # connection is all one writer thread uses.
+        self.write_engine: Engine = self.engine
         if self.kind == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.write_engine = create_engine(
+                url, **{**opts, "pool_pre_ping": False, "pool_size": 1, "max_overflow": 0}
+            )
         self.epoch = ""
 
     @property
@@ -183,6 +219,8 @@ class Store:
                     _put_meta(conn, _AUDIT_HEAD, str(GENESIS))
 
     def close(self) -> None:
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
         self.engine.dispose()
 
     def ping(self) -> None:
