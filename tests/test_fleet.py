@@ -524,3 +524,50 @@ async def test_a_breaker_is_shared_and_announced_once_per_fleet(fleet: Fleet) ->
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.3)  # room for a second one, were another node to write it
     assert opened(a) == 1
+
+
+async def test_a_client_offline_for_more_than_10000_fleet_events_resumes_from_the_database(
+    fleet: Fleet, pg_url: str
+) -> None:
+    """The hub keeps the last 10,000 events in memory; a client further behind is served
+    from the database's event log (hub.resume_retention_s), not told of a gap."""
+    b = await fleet("b", backplane={"poll_interval_s": 0.2})
+    async with connect(ws_url(b, clientType="dashboard")) as ws:
+        welcome = await recv_until(ws, lambda m: m["type"] == "welcome")
+        last_seq, epoch = welcome["seq"], welcome["epoch"]
+    other = Store(pg_url)
+    other.open()
+    n = 10_050
+    try:
+        with other.session() as s:  # another node's busy day, committed in one go
+            for i in range(n):
+                other.add_event(
+                    s,
+                    seq=other.next_seq(s),
+                    store_id=None,
+                    type="rate_threshold_breach",
+                    payload=json.dumps({"currencyPair": "USD/CAD", "kind": "test", "n": i}),
+                    ts_us=int(time.time() * 1e6),
+                )
+    finally:
+        other.close()
+    deadline = time.monotonic() + timeout(20)
+    while b.hub.seq < last_seq + n:  # B reads them from the log (nothing announced them)
+        assert time.monotonic() < deadline, b.hub.seq
+        await asyncio.sleep(0.1)
+    assert b.hub.log_floor > last_seq  # the memory log no longer reaches back
+    url = ws_url(b, clientType="dashboard", lastSeq=str(last_seq), epoch=epoch)
+    async with connect(url, max_size=None) as ws:
+        seqs: list[int] = []
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), timeout(10)))
+            if is_breach(m):
+                seqs.append(m["seq"])
+            if m["type"] == "data" and m["data"]["type"] == "rate_update":
+                snap = m["data"]
+                if snap.get("snapshot"):
+                    break
+    assert seqs == list(range(last_seq + 1, last_seq + n + 1))
+    assert snap["recovered"] is True and snap["missedEvents"] == n
+    window = b.status()["websocketHub"]["resume"]
+    assert window["retentionSeconds"] == 86400 and window["inMemoryFromSeq"] > last_seq + 1

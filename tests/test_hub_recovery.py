@@ -101,6 +101,64 @@ def test_not_recovered_when_the_log_no_longer_reaches_back() -> None:
     assert sorted(rates_of(msgs[-1])) == ["BTC/CAD", "EUR/CAD", "USD/CAD"]  # a full table
 
 
+class History:
+    """The adapter's side of ``fetch_history``: the requests, answered by the test."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int, int]] = []
+
+    def __call__(self, sid: int, first: int, last: int) -> None:
+        self.asked.append((sid, first, last))
+
+
+def logged(seqs: range) -> list[LoggedEvent]:
+    return [
+        LoggedEvent(n, "store123", "rate_override_set", {"currencyPair": "USD/CAD"}, 0)
+        for n in seqs
+    ]
+
+
+def test_a_resume_from_before_the_memory_log_is_served_from_the_database_log() -> None:
+    history = History()
+    hub = make_hub(log_size=3, fetch_history=history)
+    publish(hub, 6)  # memory retains 4, 5, 6
+    s = hub.open(1, STORE_OS, "store123", "admin", T0, last_seq=1)
+    assert history.asked == [(1, 2, 3)]
+    publish(hub, 1)  # seq 7 while the database is read: held back, then replayed in order
+    assert [kind(m) for m in drain(hub, s)] == ["welcome"]
+    hub.resume_history(1, logged(range(2, 4)), T0)
+    assert history.asked[-1] == (1, 4, 4)  # seq 4 left the memory log meanwhile
+    hub.resume_history(1, logged(range(4, 5)), T0)
+    msgs = drain(hub, s)
+    assert events(msgs) == [2, 3, 4, 5, 6, 7]
+    snap = snapshot_of(msgs)
+    assert snap["recovered"] is True and snap["missedEvents"] == 6
+
+
+def test_a_resume_into_events_pruned_from_the_database_is_a_gap() -> None:
+    history = History()
+    hub = make_hub(log_size=3, fetch_history=history)
+    publish(hub, 6)
+    s = hub.open(1, STORE_OS, "store123", "admin", T0, last_seq=1)
+    hub.resume_history(1, logged(range(3, 4)), T0)  # seq 2 was pruned
+    msgs = drain(hub, s)
+    assert events(msgs) == []
+    assert snapshot_of(msgs)["gap"] == {"fromSeq": 2, "toSeq": 6, "reason": "no longer retained"}
+
+
+def test_a_resume_message_mid_session_reads_the_database_log_too() -> None:
+    history = History()
+    hub = make_hub(log_size=3, fetch_history=history)
+    s = hub.open(1, STORE_OS, "store123", "admin", T0)
+    drain(hub, s)
+    publish(hub, 6)
+    drain(hub, s)
+    send(hub, s, "resume", {"lastSeq": 0})
+    assert history.asked == [(1, 1, 3)]
+    hub.resume_history(1, logged(range(1, 4)), T0)
+    assert events(drain(hub, s)) == [1, 2, 3, 4, 5, 6]
+
+
 def test_not_recovered_when_the_epoch_differs() -> None:
     hub = make_hub(epoch="epoch-2")
     publish(hub, 3)

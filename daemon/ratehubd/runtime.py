@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -107,6 +108,7 @@ class Runtime:
         self._stopped = asyncio.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
+        self._oldest_event: tuple[int, int] | None = None  # (seq, ts_us), at the last prune
 
     # -- start ----------------------------------------------------------------------------
 
@@ -155,6 +157,7 @@ class Runtime:
             authorize=lambda key_id, store_id: self._authorize_store(key_id, store_id),
             push=self._push,
             resume_ahead=10_000 if cfg.backplane.url else 0,
+            fetch_history=self._fetch_history,
         )
         floor = events[0].seq - 1 if events else hwm
         self.hub.restore_log(events, floor)
@@ -200,6 +203,8 @@ class Runtime:
         self._spawn(self._every(cfg.hub.status_interval_s, self._publish_status), "status")
         self._spawn(self._every(1.0, self._sample_rates), "rates-sampler")
         self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
+        await self.prune_events()
+        self._spawn(self._every(60.0, self.prune_events), "events-prune")
         if self.fleet is not None:
             # Keys live in the shared database; other nodes create and revoke them too.
             every = cfg.backplane.key_sync_interval_s
@@ -278,14 +283,9 @@ class Runtime:
         return feed
 
     def _load_state(self) -> tuple[int, list[LoggedEvent], list[Any], dict[Any, int], list[Any]]:
-        import json
-
         hwm = self.store.seq_hwm()
         rows = self.store.events_after(max(0, hwm - 10_000))
-        events = [
-            LoggedEvent(r.seq, r.store_id, r.type, json.loads(r.payload), r.ts_us // 1000)
-            for r in rows
-        ]
+        events = [_logged(r) for r in rows]
         return (
             hwm,
             events,
@@ -507,6 +507,7 @@ class Runtime:
                 "epoch": self.hub.epoch,
                 "batchWindowMs": self.config.hub.batch_window_ms,
                 "heartbeatIntervalMs": self.config.hub.heartbeat_interval_ms,
+                "resume": self.resume_window(),
             },
             "rateEngine": {
                 "running": True,
@@ -570,6 +571,40 @@ class Runtime:
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             result = await loop.run_in_executor(pool, audit_store.verify_url, self.store.url)
         return result.to_dict()
+
+    def _fetch_history(self, sid: int, first: int, last: int) -> None:
+        """The hub asks for logged events older than its in-memory log (a client resuming
+        from further back): read them from the database, then complete the resume."""
+
+        async def fetch() -> None:
+            events: list[LoggedEvent] = []
+            try:
+                rows = await asyncio.to_thread(self.store.events_between, first, last)
+                events = [_logged(r) for r in rows]
+            except Exception as exc:  # the database is away: the resume reports a gap
+                log.warning(
+                    "resume: cannot read events %d-%d from the database: %s", first, last, exc
+                )
+            self.hub.resume_history(sid, events, self.clock.time())
+            self.pump.write_ready()
+
+        self._spawn(fetch(), f"resume-{sid}")
+
+    async def prune_events(self) -> None:
+        """Keep the event log (what clients resume from) for hub.resume_retention_s."""
+        keep = self.clock.now() - timedelta(seconds=self.config.hub.resume_retention_s)
+        await asyncio.to_thread(self.store.prune_events, to_us(keep))
+        self._oldest_event = await asyncio.to_thread(self.store.oldest_event)
+
+    def resume_window(self) -> dict[str, Any]:
+        """How far back a client can resume: the oldest logged event at the last prune."""
+        oldest = self._oldest_event
+        return {
+            "retentionSeconds": self.config.hub.resume_retention_s,
+            "oldestSeq": oldest[0] if oldest else None,
+            "oldestAt": wire.iso(from_us(oldest[1])) if oldest else None,
+            "inMemoryFromSeq": self.hub.log_floor + 1,
+        }
 
     async def prune_audit(self) -> None:
         cutoff = retention_cutoff(self.clock.now(), self.config.audit.retention_years)
@@ -730,3 +765,8 @@ def run(
 
 
 __all__ = ["Runtime", "run", "serve", "from_us"]
+
+
+def _logged(row: Any) -> LoggedEvent:
+    """An event row of the database's log as the hub's log entry."""
+    return LoggedEvent(row.seq, row.store_id, row.type, json.loads(row.payload), row.ts_us // 1000)

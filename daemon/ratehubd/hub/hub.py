@@ -63,6 +63,9 @@ CLIENT_MESSAGES = ("subscribe", "rate_subscribe", "unsubscribe", "resume", "ping
 # A client's push of a market price (the dashboard's pushRateData), handed to the
 # service: (key id, data) -> the reply's data; raises a RatehubError to refuse.
 Pusher = Callable[[str, dict[str, Any]], dict[str, Any]]
+# (session id, first seq, last seq): read these logged events for a resuming session.
+MAX_REPLAY = 100_000  # a resume replays at most this many events; further back is a gap
+HistoryRequest = Callable[[int, int, int], None]
 
 
 def _no_push(key_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +161,7 @@ class Hub:
         authorize: Authorizer = _allow_all,
         push: Pusher = _no_push,
         resume_ahead: int = 0,
+        fetch_history: HistoryRequest | None = None,
     ) -> None:
         self.epoch = epoch
         self.pairs = frozenset(pairs)
@@ -172,6 +176,10 @@ class Hub:
         # yet (it came from a node a few ms ahead): up to this many seqs ahead, the
         # resume succeeds and the session skips the events it already has as they come.
         self.resume_ahead = resume_ahead
+        # A client resuming from before the in-memory log: the adapter reads the events
+        # from the database's log (``fetch_history(sid, first, last)``) and hands them to
+        # ``resume_history``; None: such a resume is a gap.
+        self.fetch_history = fetch_history
         self.seq = first_seq - 1  # the latest event published
         self._allocated = self.seq
         self.log: deque[LoggedEvent] = deque(maxlen=log_size)
@@ -714,35 +722,74 @@ class Hub:
         )
         self._enqueue(s, Frame(text, self.seq, True), force=force)
 
+    def resume_history(self, sid: int, events: list[LoggedEvent], now: float) -> None:
+        """The adapter's answer to ``fetch_history``: the logged events it asked for,
+        oldest first, as far as the database still has them. The resume completes (every
+        event the client missed, or a gap for the part the database no longer holds), or
+        asks for the rest if the in-memory log moved on meanwhile."""
+        s = self.sessions.get(sid)
+        if s is None or not s.awaiting_history:
+            return
+        last_seq = s.last_seq  # where the client said it was: unchanged while it waits
+        start = s.history[-1].seq if s.history else last_seq
+        if last_seq < self.log_floor and (not events or events[0].seq != start + 1):
+            s.awaiting_history, s.history = False, []
+            self._gap(s, last_seq, "no longer retained", now)
+            return
+        s.history.extend(events)
+        top = s.history[-1].seq if s.history else last_seq
+        if top < self.log_floor:  # the memory log moved on meanwhile: read the rest
+            assert self.fetch_history is not None
+            self.fetch_history(s.id, top + 1, self.log_floor)
+            return
+        older, s.awaiting_history, s.history = s.history, False, []
+        self._replay(s, last_seq, [ev for ev in older if ev.seq <= self.log_floor], now)
+
+    def _replay(self, s: Session, last_seq: int, older: list[LoggedEvent], now: float) -> None:
+        logged = [ev for ev in self.log if ev.seq > max(last_seq, self.log_floor)]
+        missed = [ev for ev in (*older, *logged) if ev.seq > last_seq and self._sees(s, ev)]
+        # The replay is bounded by the retained log, not by queue_frames (else a client
+        # that missed more than a queue's worth could never resume: it would be closed
+        # at once, every time). The adapter writes it at once; the bound applies after.
+        for ev in missed:
+            text = self._event_text(s.dialect, ev)
+            self._enqueue(s, Frame(text, ev.seq, False), force=True)
+        self._snapshot(
+            s, now, force=True, recovered=True, missedEvents=len(missed), fromSeq=last_seq
+        )
+
+    def _gap(self, s: Session, last_seq: int, reason: str, now: float) -> None:
+        gap = {"fromSeq": last_seq + 1, "toSeq": self.seq, "reason": reason}
+        self._snapshot(s, now, recovered=False, gap=gap)
+
     def _resume(self, s: Session, last_seq: int, last_epoch: str | None, now: float) -> None:
         # Until the replay (or the snapshot) is written, the client is where it said it was;
         # a slow-consumer close meanwhile must give that position back, not a later one.
         s.last_seq = last_seq
         same_epoch = last_epoch is None or last_epoch == self.epoch
+        far = self.log_floor - last_seq > MAX_REPLAY
+        if same_epoch and last_seq < self.log_floor and self.fetch_history is not None and not far:
+            # Older than the in-memory log: the database's log may still have it.
+            s.awaiting_history = True
+            s.outbox = deque(f for f in s.outbox if f.seq == -1)  # control replies only
+            self.fetch_history(s.id, last_seq + 1, self.log_floor)
+            return
         ahead = same_epoch and self.seq < last_seq <= self.seq + self.resume_ahead
         if ahead:
             s.skip_through = last_seq
         if same_epoch and self.log_floor <= last_seq <= self.seq or ahead:
-            missed = [ev for ev in self.log if ev.seq > last_seq and self._sees(s, ev)]
-            # The replay is bounded by the retained log, not by queue_frames (else a client
-            # that missed more than a queue's worth could never resume: it would be closed
-            # at once, every time). The adapter writes it at once; the bound applies after.
-            for ev in missed:
-                text = self._event_text(s.dialect, ev)
-                self._enqueue(s, Frame(text, ev.seq, False), force=True)
-            self._snapshot(
-                s, now, force=True, recovered=True, missedEvents=len(missed), fromSeq=last_seq
-            )
+            self._replay(s, last_seq, [], now)
         else:
             reason = (
                 "epoch changed"
                 if not same_epoch
                 else f"ahead of this hub (seq {self.seq})"
                 if last_seq > self.seq
+                else f"more than {MAX_REPLAY} events behind: take the snapshot"
+                if far
                 else "no longer retained"
             )
-            gap = {"fromSeq": last_seq + 1, "toSeq": self.seq, "reason": reason}
-            self._snapshot(s, now, recovered=False, gap=gap)
+            self._gap(s, last_seq, reason, now)
 
     def _control(
         self, s: Session, msg: dict[str, Any], position: tuple[int, str | None] | None = None
@@ -775,6 +822,8 @@ class Hub:
         """
         if s.closing is not None:
             return
+        if s.awaiting_history and not control:
+            return  # the resume replays it (events) or supersedes it (the snapshot)
         if len(s.outbox) >= self.queue_frames and not force:
             kept = deque(f for f in s.outbox if not f.conflatable)
             dropped = len(s.outbox) - len(kept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ratehubd.engine.pairs import Pair
 from ratehubd.hub.ratelimit import TokenBucket
@@ -73,6 +74,10 @@ class Session:
     # Events at or below this seq are not sent: the client resumed with them already
     # (from another node of a fleet, ahead of this one).
     skip_through: int = 0
+    # Resuming from before the hub's in-memory log: nothing but control frames is queued
+    # until the adapter hands the older events in (``Hub.resume_history``).
+    awaiting_history: bool = False
+    history: list[Any] = field(default_factory=list)  # the older events read so far
     # Message shape: WRAPPED ({type: "data", data: {type, ...}}) or FLAT ({type, data}).
     dialect: str = ""
     # The connection's fast path, set by the adapter: write a frame at once if the

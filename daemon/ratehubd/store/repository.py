@@ -430,6 +430,13 @@ class Store:
             stmt = select(EventRow).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)  # type: ignore[arg-type]
             return list(s.exec(stmt).all())
 
+    def oldest_event(self) -> tuple[int, int] | None:
+        """The oldest logged event's (seq, ts_us): how far back a client can resume."""
+        with self.session() as s:
+            stmt = select(EventRow.seq, EventRow.ts_us).order_by(EventRow.seq).limit(1)  # type: ignore[arg-type]
+            row = s.exec(stmt).first()
+            return None if row is None else (int(row[0]), int(row[1]))
+
     def oldest_event_seq(self) -> int | None:
         with self.session() as s:
             return s.exec(select(func.min(EventRow.seq))).one()
