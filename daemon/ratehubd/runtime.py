@@ -433,12 +433,27 @@ class Runtime:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _every(self, seconds: float, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``fn`` every ``seconds``. A failure is logged once with its traceback (a
+        database outage fails every job every second: thousands of lines otherwise), then
+        once a minute while it lasts, and its end once."""
+        name = getattr(fn, "__name__", str(fn))
+        failures, last_said = 0, 0.0
         while True:
             await asyncio.sleep(seconds)
             try:
                 await fn()
-            except Exception:
-                log.exception("periodic %s failed", getattr(fn, "__name__", fn))
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    last_said = time.monotonic()
+                    log.exception("periodic %s failed; retrying every %g s", name, seconds)
+                elif time.monotonic() - last_said >= 60:
+                    last_said = time.monotonic()
+                    log.warning("periodic %s still failing (%d times): %s", name, failures, exc)
+                continue
+            if failures:
+                log.warning("periodic %s works again after %d failure(s)", name, failures)
+                failures = 0
 
     # -- status ---------------------------------------------------------------------------
 
