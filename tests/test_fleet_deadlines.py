@@ -1,4 +1,4 @@
-"""Every write to a fleet's PostgreSQL has a deadline (``store.write_timeout_ms``).
+"""A fleet when PostgreSQL stops answering: every write has a deadline (``store.write_timeout_ms``).
 
 A database that stops answering (not refusing: a frozen host, here a proxy that holds
 every byte) gets a 503 within the deadline, and the write is never committed after that
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 from sqlalchemy import text as sql_text
 
+from ratehubd.runtime import Runtime
 from tests.conftest import Fleet, timeout
 from tests.test_fleet import Proxy, api
 
@@ -81,3 +83,37 @@ async def test_a_lock_held_past_the_deadline_gets_a_503_and_the_write_rolls_back
         blocker.close()
     ok = await api(b, "POST", "/api/rates/set", body(1.38, 1.34))
     assert ok.status_code == 200, ok.text
+
+
+async def test_the_market_keeps_moving_on_every_node_while_postgresql_is_down(
+    fleet: Fleet, pg_url: str
+) -> None:
+    proxy = Proxy(5432)
+    await proxy.start()
+    url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}", 1)
+    fast = {"update_frequency_ms": 200}
+    nodes = [await fleet(n, store={"url": url}, feed=fast) for n in ("a", "b")]
+    pair = nodes[0].engine.pair("USD/CAD")
+
+    def stamp(rt: Runtime) -> datetime:
+        quote = rt.engine.market.quote(pair)
+        assert quote is not None
+        return quote.timestamp
+
+    await proxy.cut()  # no node can lead: the election is a lock in the database
+    down = time.monotonic()
+    await asyncio.sleep(timeout(4.0))  # the silence (2 s) plus a few polls
+    before = [stamp(rt) for rt in nodes]
+    await asyncio.sleep(1.0)
+    for rt, then in zip(nodes, before, strict=True):
+        assert stamp(rt) > then, "the market froze during the outage"
+        assert not rt.engine.is_stale(pair, rt.clock.now())
+    # A node took the polling over; one that hears its quotes need not poll as well.
+    assert any(rt.status()["integration"]["backplane"]["pollsMarket"] for rt in nodes)
+    assert time.monotonic() - down < timeout(10)
+    await proxy.start()  # the database is back: one leader polls again
+    deadline = time.monotonic() + timeout(5)
+    while sum(rt.status()["integration"]["backplane"]["pollsMarket"] for rt in nodes) != 1:
+        assert time.monotonic() < deadline, "no single leader after the outage"
+        await asyncio.sleep(0.1)
+    await proxy.cut()

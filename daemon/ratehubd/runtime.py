@@ -105,6 +105,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[Any] = []
         self._leading = False  # in a fleet: whether this node takes in the market
+        self._market_fallback = False  # in a fleet without a leader: polls its own market
         self._stopped = asyncio.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
@@ -213,12 +214,34 @@ class Runtime:
     async def _check_lead(self) -> None:
         assert self.fleet is not None
         self._leading = await self.fleet.leads()
+        # No node can lead while PostgreSQL is away (the election is an advisory lock in
+        # it): a node that then hears no other node's quotes for a while polls its own
+        # market until the database answers again, so the market never freezes.
+        silent = time.monotonic() - self.fleet.quotes_heard_at > self._market_silence_s
+        if self.fleet.database_answers:
+            if self._market_fallback:
+                log.warning("fleet: the database answers again; the leader polls the market")
+            self._market_fallback = False
+        elif silent and not self._leading and not self._market_fallback:
+            log.warning(
+                "fleet: no leader (the database is away) and no quotes for %.0f s: this node "
+                "polls its own market until the database is back",
+                self._market_silence_s,
+            )
+            self._market_fallback = True
+
+    @property
+    def _market_silence_s(self) -> float:
+        return max(2.0, 3 * self.feed.interval_s)
 
     def _takes_in_market(self) -> bool:
         """Whether this node polls the market sources: always alone; in a fleet, the
-        leader, and any node cut off from Redis (it would hear no quotes: it keeps a
-        market of its own until the backplane is back)."""
-        return self.fleet is None or self._leading or not self.fleet.backplane.connected
+        leader, any node cut off from Redis (it would hear no quotes: it keeps a market
+        of its own until the backplane is back), and every node while no node can lead
+        (the database is away) and no quotes arrive."""
+        if self.fleet is None or self._leading or self._market_fallback:
+            return True
+        return not self.fleet.backplane.connected
 
     def _quotes_from_fleet(self, quotes: list[Quote]) -> None:
         for q in quotes:
@@ -544,7 +567,11 @@ class Runtime:
                 "version": VERSION,
                 "uptimeSeconds": round(time.time() - self.started_at, 1),
                 "database": self.store.kind,
-                "backplane": self.fleet.status() if self.fleet else {"kind": "memory"},
+                "backplane": (
+                    {**self.fleet.status(), "pollsMarket": self._takes_in_market()}
+                    if self.fleet
+                    else {"kind": "memory"}
+                ),
                 "writes": {"batches": self.writer.batches, "ops": self.writer.ops},
                 "listeners": {"api": self.api_port, "hub": self.hub_port},
                 "timestamp": wire.now_ms(now),

@@ -111,6 +111,8 @@ class FleetNode:
         # Quotes other nodes took in, for this node's engine (the runtime sets it).
         self.on_quotes: Callable[[list[Quote]], object] | None = None
         self.quotes_received = 0
+        self.quotes_heard_at = time.monotonic()  # when another node's quotes last arrived
+        self.database_answers = True  # as of the last ``leads``
         backplane.subscribe(self._on_message)
         backplane.on_connect = self.catch_up
 
@@ -152,6 +154,7 @@ class FleetNode:
             if self._leader is not None:
                 self._leader.execute(text("SELECT 1"))
                 self._leader.commit()
+                self.database_answers = True
                 return True
             conn = self.store.engine.connect()
             got = conn.execute(
@@ -160,6 +163,7 @@ class FleetNode:
             )
             held = bool(got.scalar())
             conn.commit()  # the session-level lock outlives the transaction
+            self.database_answers = True
             if not held:
                 conn.close()
                 return False
@@ -167,6 +171,7 @@ class FleetNode:
             log.info("fleet: node %s runs the fleet-wide jobs (market, thresholds)", self.node_id)
             return True
         except Exception as exc:
+            self.database_answers = False
             if self._leader is not None:
                 log.warning("fleet: node %s lost the fleet-wide jobs (%s)", self.node_id, exc)
                 with contextlib.suppress(Exception):
@@ -208,6 +213,7 @@ class FleetNode:
                     log.warning("fleet: unreadable quotes from node %s: %s", msg.node, exc)
                     return
                 self.quotes_received += len(quotes)
+                self.quotes_heard_at = time.monotonic()
                 self.on_quotes(quotes)
             return
         if not isinstance(msg, EventMessage):
