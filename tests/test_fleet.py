@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import text as sql_text
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ratehubd.adapters.redis_backplane import RedisBackplane
 from ratehubd.auth import key_id_of
@@ -571,3 +571,21 @@ async def test_a_client_offline_for_more_than_10000_fleet_events_resumes_from_th
     assert snap["recovered"] is True and snap["missedEvents"] == n
     window = b.status()["websocketHub"]["resume"]
     assert window["retentionSeconds"] == 86400 and window["inMemoryFromSeq"] > last_seq + 1
+
+
+async def test_a_stores_connection_cap_counts_every_nodes_connections(fleet: Fleet) -> None:
+    cap = {"max_connections_per_store": 3}
+    a, b = await fleet("a", hub=cap), await fleet("b", hub=cap)
+    url_a, url_b = (ws_url(rt, clientType="store_os", storeId="s1") for rt in (a, b))
+    async with connect(url_a), connect(url_a), connect(url_b):
+        deadline = time.monotonic() + timeout(5)
+        while a.pump.elsewhere.get("s:s1") != 1 or b.pump.elsewhere.get("s:s1") != 2:
+            assert time.monotonic() < deadline, (a.pump.elsewhere, b.pump.elsewhere)
+            await asyncio.sleep(0.1)  # each node shares its counts once a second
+        for url in (url_a, url_b):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url):
+                    pass
+            assert refused.value.response.status_code == 429
+        async with connect(ws_url(b, clientType="store_os", storeId="s2")):
+            pass  # another store's cap is its own

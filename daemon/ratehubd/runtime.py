@@ -210,6 +210,17 @@ class Runtime:
             # Keys live in the shared database; other nodes create and revoke them too.
             every = cfg.backplane.key_sync_interval_s
             self._spawn(self._every(every, self.key_service.sync), "keys")
+            self._spawn(self._every(1.0, self._share_counts), "fleet-counts")
+
+    async def _share_counts(self) -> None:
+        """Connection limits per key and per store count every node's connections: each
+        node shares its counts through Redis once a second and adds the others'."""
+        assert self.fleet is not None
+        try:
+            self.pump.elsewhere = await self.fleet.backplane.share_counts(self.pump.counts())
+        except Exception:
+            self.pump.elsewhere = {}  # Redis away: each node counts its own
+            raise
 
     async def _check_lead(self) -> None:
         assert self.fleet is not None

@@ -95,6 +95,7 @@ class RedisBackplane:
         self.bad = 0  # messages that did not decode
         self.reconnects = 0
         self.lag_ms: float | None = None  # age of the last received event on arrival
+        self._kv: aioredis.Redis | None = None  # for share_counts
 
     # -- the Backplane protocol -----------------------------------------------------------
 
@@ -138,6 +139,42 @@ class RedisBackplane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._kv is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._kv.aclose()
+            self._kv = None
+
+    async def share_counts(self, counts: dict[str, int], ttl_s: float = 3.0) -> dict[str, int]:
+        """Put this node's counts (open connections per key and per store) where the other
+        nodes read them, and return the sum of theirs: fleet-wide limits. A node that
+        stops updating drops out after ``ttl_s``."""
+        if self._kv is None:
+            self._kv = self._client("kv")
+        index, mine = f"{self.channel}:counts", f"{self.channel}:counts:{self.node_id}"
+        now = time.time()
+        pipe = self._kv.pipeline(transaction=False)
+        pipe.delete(mine)
+        if counts:
+            fields: dict[Any, Any] = dict(counts)
+            pipe.hset(mine, mapping=fields)
+        pipe.expire(mine, max(1, round(ttl_s)))
+        pipe.zadd(index, {self.node_id: now})
+        pipe.zremrangebyscore(index, "-inf", now - ttl_s)
+        pipe.zrange(index, 0, -1)
+        nodes = (await pipe.execute())[-1]
+        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
+        others = [n for n in others if n != self.node_id]
+        if not others:
+            return {}
+        read = self._kv.pipeline(transaction=False)
+        for node in others:
+            read.hgetall(f"{self.channel}:counts:{node}")
+        total: dict[str, int] = {}
+        for found in await read.execute():
+            for k, v in found.items():
+                name = k.decode() if isinstance(k, bytes) else str(k)
+                total[name] = total.get(name, 0) + int(v)
+        return total
 
     def status(self) -> dict[str, Any]:
         return {

@@ -65,6 +65,8 @@ class HubPump:
         self._blocked: set[Session] = set()
         self._per_key: Counter[str] = Counter()
         self._per_store: Counter[str | None] = Counter()
+        # The other nodes' counts (``counts`` of each, summed), for fleet-wide limits.
+        self.elsewhere: dict[str, int] = {}
         self.accepting = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Handle | None = None  # the next flush
@@ -80,12 +82,20 @@ class HubPump:
         """Refuse a new connection over the per-key or per-store limit (429 at the upgrade)."""
         if not self.accepting:
             raise Unavailable("the daemon is draining; reconnect in a moment")
-        if self._per_key[key_id] >= self.max_per_key:
+        on_key = self._per_key[key_id] + self.elsewhere.get(f"k:{key_id}", 0)
+        if on_key >= self.max_per_key:
             raise RateLimited(f"key {key_id} already has {self.max_per_key} open WebSockets")
-        if store_id is not None and self._per_store[store_id] >= self.max_per_store:
+        on_store = self._per_store[store_id] + self.elsewhere.get(f"s:{store_id}", 0)
+        if store_id is not None and on_store >= self.max_per_store:
             raise RateLimited(
                 f"store {store_id!r} already has {self.max_per_store} open WebSockets"
             )
+
+    def counts(self) -> dict[str, int]:
+        """This node's open connections per key (``k:ID``) and per store (``s:ID``)."""
+        out = {f"k:{k}": n for k, n in self._per_key.items() if n > 0}
+        out.update({f"s:{st}": n for st, n in self._per_store.items() if n > 0 and st})
+        return out
 
     def attach(
         self,
