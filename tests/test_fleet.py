@@ -589,3 +589,25 @@ async def test_a_stores_connection_cap_counts_every_nodes_connections(fleet: Fle
             assert refused.value.response.status_code == 429
         async with connect(ws_url(b, clientType="store_os", storeId="s2")):
             pass  # another store's cap is its own
+
+
+async def test_a_keys_request_rate_is_the_fleets_not_each_nodes(fleet: Fleet) -> None:
+    limit = {"requests_per_second": 20, "burst": 5}
+    a, b = await fleet("a", security=limit), await fleet("b", security=limit)
+    clients = [
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{rt.api_port}", headers=AUTH) for rt in (a, b)
+    ]
+    ok = 0
+    try:
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < 4.0:
+            got = await asyncio.gather(*(c.get("/api/rates/get") for c in clients))
+            if elapsed >= 1.5:  # both nodes know the other's demand by now
+                ok += sum(r.status_code == 200 for r in got)
+            await asyncio.sleep(0.01)
+    finally:
+        for c in clients:
+            await c.aclose()
+    # 2.5 s at 20/s for the fleet is ~50 (plus each node's burst); each node alone would
+    # have let ~50 through.
+    assert 30 <= ok <= 75, ok

@@ -106,6 +106,7 @@ class Runtime:
         self._servers: list[Any] = []
         self._leading = False  # in a fleet: whether this node takes in the market
         self._market_fallback = False  # in a fleet without a leader: polls its own market
+        self._counts_at = time.monotonic()  # the last _share_counts
         self._stopped = asyncio.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
@@ -213,14 +214,24 @@ class Runtime:
             self._spawn(self._every(1.0, self._share_counts), "fleet-counts")
 
     async def _share_counts(self) -> None:
-        """Connection limits per key and per store count every node's connections: each
-        node shares its counts through Redis once a second and adds the others'."""
+        """Connection caps per key and per store, and request limits per key, count every
+        node's: each node shares its counts through Redis once a second and adds the
+        others'."""
         assert self.fleet is not None
+        now = time.monotonic()
+        seconds = max(1e-3, now - self._counts_at)
+        self._counts_at = now
+        mine = self.pump.counts()
+        asked = self.limiter.take_counts(seconds)
+        mine.update({f"r:{k}": max(1, round(r)) for k, r in asked.items()})
         try:
-            self.pump.elsewhere = await self.fleet.backplane.share_counts(self.pump.counts())
+            others = await self.fleet.backplane.share_counts(mine)
         except Exception:
             self.pump.elsewhere = {}  # Redis away: each node counts its own
+            self.limiter.share({})
             raise
+        self.pump.elsewhere = others
+        self.limiter.share({k[2:]: float(v) for k, v in others.items() if k.startswith("r:")})
 
     async def _check_lead(self) -> None:
         assert self.fleet is not None
