@@ -45,7 +45,15 @@ def test_open_sends_welcome_then_snapshot(ctype: str) -> None:
         "seq": 0,
         "heartbeatIntervalMs": 15000,
         "protocol": 1,
-        "accepts": ["subscribe", "rate_subscribe", "unsubscribe", "resume", "ping", "push_rate"],
+        "accepts": [
+            "subscribe",
+            "rate_subscribe",
+            "unsubscribe",
+            "resume",
+            "ping",
+            "push_rate",
+            "ack",
+        ],
     }
     assert kind(snap) == "rate_update"
     assert payload(snap)["snapshot"] is True

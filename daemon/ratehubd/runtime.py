@@ -567,6 +567,7 @@ class Runtime:
                 "epoch": self.hub.epoch,
                 "batchWindowMs": self.config.hub.batch_window_ms,
                 "heartbeatIntervalMs": self.config.hub.heartbeat_interval_ms,
+                "terminals": self.hub.confirmations(),
                 "resume": self.resume_window(),
             },
             "rateEngine": {

@@ -152,16 +152,32 @@
     render();
     if (typeof data.checksum !== "string") return;
     if (checksum(state.rates) === data.checksum) {
-      ws.send(JSON.stringify({
-        type: "ack", data: { checksum: data.checksum, seq: msg.seq }, timestamp: Date.now(),
-      }));
-      state.acks += 1;
+      ack(ws, { checksum: data.checksum, seq: msg.seq });
     } else {
       // Our table is not the hub's: start again from a fresh snapshot rather than confirm it.
       state.mismatches += 1;
       state.lastSeq = null;
       ws.close(4000, "checksum mismatch; resynchronising");
     }
+  }
+
+  // At most one ack per ACK_EVERY_MS (acks count against the connection's message
+  // limit, and frames may come every 50 ms); the newest table is always acked last.
+  const ACK_EVERY_MS = 250;
+  let ackTimer = null, ackLast = 0, ackPending = null;
+  function ack(ws, data) {
+    ackPending = { ws: ws, data: data };
+    if (ackTimer !== null) return;
+    const wait = Math.max(0, ackLast + ACK_EVERY_MS - Date.now());
+    ackTimer = setTimeout(function () {
+      ackTimer = null;
+      const p = ackPending;
+      ackPending = null;
+      if (p === null || p.ws.readyState !== WebSocket.OPEN) return;
+      ackLast = Date.now();
+      p.ws.send(JSON.stringify({ type: "ack", data: p.data, timestamp: ackLast }));
+      state.acks += 1;
+    }, wait);
   }
 
   // -- the screen ------------------------------------------------------------------------

@@ -59,7 +59,17 @@ from ratehubd.hub.session import (
 RatesProvider = Callable[[str | None], dict[Pair, dict[str, Any]]]
 Authorizer = Callable[[str, str | None], None]
 
-CLIENT_MESSAGES = ("subscribe", "rate_subscribe", "unsubscribe", "resume", "ping", "push_rate")
+CLIENT_MESSAGES = (
+    "subscribe",
+    "rate_subscribe",
+    "unsubscribe",
+    "resume",
+    "ping",
+    "push_rate",
+    "ack",
+)
+_CHECKSUM = re.compile(r"[0-9a-f]{8}")
+SENT_CHECKSUMS = 32  # per group: the tables a client may still acknowledge
 # A client's push of a market price (the dashboard's pushRateData), handed to the
 # service: (key id, data) -> the reply's data; raises a RatehubError to refuse.
 Pusher = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -190,6 +200,8 @@ class Hub:
         self._group_pending: dict[tuple[str | None, str, Subscription], set[Pair]] = {}
         # Per lean group: per pair, the extras key its last frame carried.
         self._group_extras: dict[tuple[str | None, str, Subscription], dict[str, Any]] = {}
+        # Per group: the checksums of the tables it was last sent, newest last (``ack``).
+        self._group_checksums: dict[tuple[str | None, str, Subscription], deque[str]] = {}
         self._dirty_all: set[Pair] = set()
         self._dirty_store: dict[str, set[Pair]] = {}
         self._marks = 0
@@ -297,6 +309,7 @@ class Hub:
                 self._group_sent.pop(s.group_key, None)
                 self._group_pending.pop(s.group_key, None)
                 self._group_extras.pop(s.group_key, None)
+                self._group_checksums.pop(s.group_key, None)
 
     def _resubscribe(
         self, s: Session, store_id: str | None, sub: Subscription, dialect: str | None = None
@@ -432,6 +445,35 @@ class Hub:
         keys allowed to feed. Answered with ``push_ack`` or an ``error``."""
         reply = self._push(s.key_id, data)
         self._control(s, wire.message("push_ack", reply, int(now * 1000)))
+
+    def _on_ack(self, s: Session, data: dict[str, Any], now: float) -> None:
+        """A terminal confirms the rate table it applied (by the frame's checksum). No
+        reply: acks are cheap by design. The hub keeps the last one per session."""
+        text = data.get("checksum")
+        if not isinstance(text, str) or _CHECKSUM.fullmatch(text) is None:
+            raise ProtocolError(
+                'ack: checksum must be the 8 hex digits of a rate frame\'s "checksum"'
+            )
+        seq = data.get("seq")
+        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+            raise ProtocolError("ack: seq must be a non-negative integer (the frame's seq)")
+        if text not in self._group_checksums.get(s.group_key, ()):
+            raise ProtocolError(
+                f"ack: checksum {text} was not sent to this connection recently; acknowledge "
+                "the checksum of a rate frame you applied"
+            )
+        s.ack_checksum, s.ack_at, s.acks = text, now, s.acks + 1
+
+    def confirmations(self) -> dict[str, int]:
+        """Terminals that acknowledge: how many, and how many hold their newest table."""
+        confirming = current = 0
+        for s in self.sessions.values():
+            if s.ack_checksum is None:
+                continue
+            confirming += 1
+            sent = self._group_checksums.get(s.group_key)
+            current += sent is not None and bool(sent) and sent[-1] == s.ack_checksum
+        return {"confirming": confirming, "current": current}
 
     def _on_ping(self, s: Session, data: dict[str, Any], now: float) -> None:
         pong = {"serverTime": int(now * 1000), "clientTimestamp": data.get("timestamp")}
@@ -604,7 +646,7 @@ class Hub:
                 tables[store_id] = self._rates(store_id)
             lean = None if sub.provenance == "always" else self._group_extras.setdefault(key, {})
             table = tables[store_id]
-            text = self._rates_text(dialect, sub, table, dirty, now, self.seq, {}, lean)
+            text = self._rates_text(store_id, dialect, sub, table, dirty, now, self.seq, {}, lean)
             frame = Frame(text, self.seq, True)
             self._fan_out(members, frame, now)
         self._marks = 0
@@ -663,6 +705,7 @@ class Hub:
 
     def _rates_text(
         self,
+        store_id: str | None,
         dialect: str,
         sub: Subscription,
         table: dict[Pair, dict[str, Any]],
@@ -680,7 +723,13 @@ class Hub:
         # The checksum covers what this client holds: its pairs, and its side with rateType.
         held = sub.pairs if sub.pairs is not None else table
         scope = [self._shape(table[p], sub.rate_type) for p in held if p in table]
-        payload = {"rates": rates, "checksum": checksum(scope), **extra}
+        table_sum = checksum(scope)
+        group = self._group_checksums.get((store_id, dialect, sub))
+        if group is None:
+            group = self._group_checksums[(store_id, dialect, sub)] = deque(maxlen=SENT_CHECKSUMS)
+        if not group or group[-1] != table_sum:
+            group.append(table_sum)  # what this group's clients may acknowledge
+        payload = {"rates": rates, "checksum": table_sum, **extra}
         return wire.encode(self._dialect(dialect, wire.RATE_UPDATE, payload, int(now * 1000), seq))
 
     @staticmethod
@@ -718,7 +767,7 @@ class Hub:
         table = self._rates(s.store_id)
         pairs = s.sub.pairs if s.sub.pairs is not None else table.keys()
         text = self._rates_text(
-            s.dialect, s.sub, table, pairs, now, self.seq, {"snapshot": True, **extra}
+            s.store_id, s.dialect, s.sub, table, pairs, now, self.seq, {"snapshot": True, **extra}
         )
         self._enqueue(s, Frame(text, self.seq, True), force=force)
 

@@ -77,6 +77,10 @@ class Session:
     # Resuming from before the hub's in-memory log: nothing but control frames is queued
     # until the adapter hands the older events in (``Hub.resume_history``).
     awaiting_history: bool = False
+    # The last rate table the client confirmed applying (``ack``), when, and how many.
+    ack_checksum: str | None = None
+    ack_at: float | None = None
+    acks: int = 0
     history: list[Any] = field(default_factory=list)  # the older events read so far
     # Message shape: WRAPPED ({type: "data", data: {type, ...}}) or FLAT ({type, data}).
     dialect: str = ""
