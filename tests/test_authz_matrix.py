@@ -132,6 +132,8 @@ HTTP_ROWS: list[Row] = [
         for path in ("/api/rates/get", "/api/rates/overrides", "/api/rates/locks")
         for s, want in ((OWN, READ), (OTHER, READ_OTHER), (None, READ_GLOBAL))
     ),
+    Row("GET", f"/api/stores/{OWN}/terminals", READ),
+    Row("GET", f"/api/stores/{OTHER}/terminals", READ_OTHER),
     Row("GET", "/api/rates/locks/{lock}", READ, setup=fresh_lock(OWN)),
     Row("GET", "/api/rates/locks/{lock}", READ_OTHER, setup=fresh_lock(OTHER)),
     *(
@@ -245,6 +247,8 @@ async def test_http_matrix(ctx: Ctx) -> None:
 
 def route_of(path: str) -> str:
     path = path.split("?")[0].replace("{lock}", "{lock_id}").replace("{key}", "{key_id}")
+    for store in (OWN, OTHER):
+        path = path.replace(f"/stores/{store}/", "/stores/{store_id}/")
     return path.replace(f"/sources/{PUSHED}/", "/sources/{base}/{quote}/")
 
 

@@ -25,23 +25,32 @@ def test_an_acknowledged_table_makes_the_terminal_current_until_a_newer_one_is_s
     hub = make_hub(rates)
     s = hub.open(1, STORE_OS, "s1", "admin", T0)
     snap = drain(hub, s)[-1]
-    assert hub.confirmations() == {"confirming": 0, "current": 0}  # never acked: unconfirmed
+    # Never acked: unconfirmed, not counted.
+    assert hub.confirmations(T0) == {
+        "confirming": 0,
+        "current": 0,
+        "stale": 0,
+    }  # never acked: unconfirmed
     send(hub, s, "ack", {"checksum": payload(snap)["checksum"], "seq": snap["seq"]})
     assert errors(drain(hub, s)) == []  # no reply to an ack
-    assert hub.confirmations() == {"confirming": 1, "current": 1}
+    assert hub.confirmations(T0) == {"confirming": 1, "current": 1, "stale": 0}
     assert s.acks == 1 and s.ack_at == T0
 
     rates.set(USDCAD, 1.40, 1.36, "s1")
     hub.mark_rates([USDCAD], "s1")
     hub.flush(T0 + WINDOW)
     frame = drain(hub, s)[-1]
-    assert hub.confirmations() == {"confirming": 1, "current": 0}  # sent, not yet confirmed
+    assert hub.terminal_state(s, T0 + WINDOW) == "confirming"  # sent, not yet confirmed
+    assert hub.terminal_state(s, T0 + WINDOW + 3.0) == "stale"  # hub.confirm_timeout_ms
+    [t] = hub.terminals("s1", T0 + WINDOW + 3.0)
+    assert t["state"] == "stale" and t["ackedChecksum"] == payload(snap)["checksum"]
+    assert t["expectedChecksum"] == payload(frame)["checksum"] and t["acks"] == 1
     send(hub, s, "ack", {"checksum": payload(frame)["checksum"]}, T0 + 2 * WINDOW)
-    assert hub.confirmations() == {"confirming": 1, "current": 1}
+    assert hub.confirmations(T0 + 9) == {"confirming": 1, "current": 1, "stale": 0}
     # An older table it was sent may still be acknowledged (acks cross frames in flight).
     send(hub, s, "ack", {"checksum": payload(snap)["checksum"]}, T0 + 3 * WINDOW)
     assert errors(drain(hub, s)) == []
-    assert hub.confirmations() == {"confirming": 1, "current": 0}
+    assert hub.confirmations(T0 + 9) == {"confirming": 1, "current": 0, "stale": 1}
 
 
 @pytest.mark.parametrize(

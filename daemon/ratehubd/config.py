@@ -102,6 +102,12 @@ class HubConfig(_Section):
         0, "SO_SNDBUF for hub-port clients (bounds kernel memory per client); 0 = OS default.", ge=0
     )
     status_interval_s: float = _f(10.0, "Period of the system_status event to dashboards.", gt=0)
+    confirm_timeout_ms: int = _f(
+        3000,
+        "A terminal that acknowledges (ack) and has not confirmed the newest table this long "
+        "after it was sent is stale.",
+        ge=100,
+    )
     resume_retention_s: int = _f(
         86400,
         "How far back a reconnecting client can resume (lastSeq): events are kept in the "

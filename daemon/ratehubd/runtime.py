@@ -160,6 +160,7 @@ class Runtime:
             push=self._push,
             resume_ahead=10_000 if cfg.backplane.url else 0,
             fetch_history=self._fetch_history,
+            confirm_timeout_s=cfg.hub.confirm_timeout_ms / 1000,
         )
         floor = events[0].seq - 1 if events else hwm
         self.hub.restore_log(events, floor)
@@ -567,7 +568,7 @@ class Runtime:
                 "epoch": self.hub.epoch,
                 "batchWindowMs": self.config.hub.batch_window_ms,
                 "heartbeatIntervalMs": self.config.hub.heartbeat_interval_ms,
-                "terminals": self.hub.confirmations(),
+                "terminals": self.hub.confirmations(self.clock.time()),
                 "resume": self.resume_window(),
             },
             "rateEngine": {

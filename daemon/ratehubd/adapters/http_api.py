@@ -110,6 +110,15 @@ def create_app(rt: Runtime) -> FastAPI:
         require(key, auth.RATES_READ, store)
         return ok(rt.service.rates(store))
 
+    @app.get("/api/stores/{store_id}/terminals", tags=["stores"])
+    async def store_terminals(key: Key, store_id: str) -> JSONResponse:
+        require(key, auth.RATES_READ, store_id)
+        now = rt.clock.time()
+        terminals = rt.hub.terminals(store_id, now)
+        states = [t["state"] for t in terminals]
+        summary = {st: states.count(st) for st in ("current", "confirming", "stale", "unconfirmed")}
+        return ok({"storeId": store_id, "summary": summary, "terminals": terminals})
+
     @app.post("/api/rates/set", tags=["rates"])
     async def set_rate(key: Key, request: Request) -> JSONResponse:
         req = _validate(wire.SetRateRequest, await _json_body(request))

@@ -172,6 +172,7 @@ class Hub:
         push: Pusher = _no_push,
         resume_ahead: int = 0,
         fetch_history: HistoryRequest | None = None,
+        confirm_timeout_s: float = 3.0,
     ) -> None:
         self.epoch = epoch
         self.pairs = frozenset(pairs)
@@ -201,7 +202,10 @@ class Hub:
         # Per lean group: per pair, the extras key its last frame carried.
         self._group_extras: dict[tuple[str | None, str, Subscription], dict[str, Any]] = {}
         # Per group: the checksums of the tables it was last sent, newest last (``ack``).
-        self._group_checksums: dict[tuple[str | None, str, Subscription], deque[str]] = {}
+        self._group_checksums: dict[
+            tuple[str | None, str, Subscription], deque[tuple[str, float]]
+        ] = {}
+        self.confirm_timeout_s = confirm_timeout_s
         self._dirty_all: set[Pair] = set()
         self._dirty_store: dict[str, set[Pair]] = {}
         self._marks = 0
@@ -457,23 +461,53 @@ class Hub:
         seq = data.get("seq")
         if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
             raise ProtocolError("ack: seq must be a non-negative integer (the frame's seq)")
-        if text not in self._group_checksums.get(s.group_key, ()):
+        if all(text != sent for sent, _ in self._group_checksums.get(s.group_key, ())):
             raise ProtocolError(
                 f"ack: checksum {text} was not sent to this connection recently; acknowledge "
                 "the checksum of a rate frame you applied"
             )
         s.ack_checksum, s.ack_at, s.acks = text, now, s.acks + 1
 
-    def confirmations(self) -> dict[str, int]:
-        """Terminals that acknowledge: how many, and how many hold their newest table."""
-        confirming = current = 0
+    def terminal_state(self, s: Session, now: float) -> str:
+        """``unconfirmed`` (never acked: the guide's clients), ``current`` (its last ack is
+        the newest table sent to it), ``stale`` (the newest was sent ``confirm_timeout_s``
+        ago or more and not acked), or ``confirming`` (sent since, within the timeout)."""
+        if s.ack_checksum is None:
+            return "unconfirmed"
+        sent = self._group_checksums.get(s.group_key)
+        if not sent or sent[-1][0] == s.ack_checksum:
+            return "current"
+        return "stale" if now - sent[-1][1] >= self.confirm_timeout_s else "confirming"
+
+    def confirmations(self, now: float) -> dict[str, int]:
+        """How many terminals acknowledge, and how many are current and stale."""
+        states = [self.terminal_state(s, now) for s in self.sessions.values()]
+        return {
+            "confirming": len(states) - states.count("unconfirmed"),
+            "current": states.count("current"),
+            "stale": states.count("stale"),
+        }
+
+    def terminals(self, store_id: str, now: float) -> list[dict[str, Any]]:
+        """The connections on a store's channel and what each confirmed, stale first."""
+        order = {"stale": 0, "confirming": 1, "current": 2, "unconfirmed": 3}
+        out = []
         for s in self.sessions.values():
-            if s.ack_checksum is None:
+            if s.store_id != store_id:
                 continue
-            confirming += 1
             sent = self._group_checksums.get(s.group_key)
-            current += sent is not None and bool(sent) and sent[-1] == s.ack_checksum
-        return {"confirming": confirming, "current": current}
+            out.append(
+                {
+                    "sessionId": s.id,
+                    "clientType": s.client_type,
+                    "state": self.terminal_state(s, now),
+                    "expectedChecksum": sent[-1][0] if sent else None,
+                    "ackedChecksum": s.ack_checksum,
+                    "ackedAgoMs": None if s.ack_at is None else round((now - s.ack_at) * 1000),
+                    "acks": s.acks,
+                }
+            )
+        return sorted(out, key=lambda t: (order[t["state"]], t["sessionId"]))
 
     def _on_ping(self, s: Session, data: dict[str, Any], now: float) -> None:
         pong = {"serverTime": int(now * 1000), "clientTimestamp": data.get("timestamp")}
@@ -727,8 +761,8 @@ class Hub:
         group = self._group_checksums.get((store_id, dialect, sub))
         if group is None:
             group = self._group_checksums[(store_id, dialect, sub)] = deque(maxlen=SENT_CHECKSUMS)
-        if not group or group[-1] != table_sum:
-            group.append(table_sum)  # what this group's clients may acknowledge
+        if not group or group[-1][0] != table_sum:
+            group.append((table_sum, now))  # what this group's clients may acknowledge
         payload = {"rates": rates, "checksum": table_sum, **extra}
         return wire.encode(self._dialect(dialect, wire.RATE_UPDATE, payload, int(now * 1000), seq))
 
