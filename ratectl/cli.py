@@ -322,6 +322,33 @@ def overrides(ctx: typer.Context, store: StoreOpt = None, output: OutputOpt = No
 
 @app.command()
 @reported
+def terminals(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Option("--store", "-s", help="The store whose screens to list.")],
+    output: OutputOpt = None,
+    fail_on_stale: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-stale", help="Exit 1 if a terminal has not confirmed the newest table."
+        ),
+    ] = False,
+) -> None:
+    """A store's terminals on the node asked, stale first: which confirmed (ack) the
+    newest rate table, which did not in time, and which never acknowledge."""
+    from ratectl import models, render
+
+    s = settings(ctx, output=output)
+    data = call(s, "reading terminals", lambda c: c.terminals(store))
+    view = models.terminals(data)
+    emit(data, s, lambda wide: render.terminals_table(view, wide=wide))
+    stale = view.summary.get("stale", 0)
+    if fail_on_stale and stale:
+        say(f"{stale} terminal(s) of store {store} show an unconfirmed rate table")
+        raise typer.Exit(1)
+
+
+@app.command()
+@reported
 def status(ctx: typer.Context, output: OutputOpt = None) -> None:
     """The daemon's system status: WebSocket hub, rate engine, integration."""
     from ratectl import render

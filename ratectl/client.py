@@ -11,6 +11,7 @@ The WebSocket side (tail, watch) lives in :mod:`ratectl.stream`.
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -59,6 +60,9 @@ class Client:
 
     def market(self) -> list[Any]:
         return _a(list, self._call("GET", "/api/rates/market"))
+
+    def terminals(self, store: str) -> dict[str, Any]:
+        return _a(dict, self._call("GET", f"/api/stores/{quote(store, safe='')}/terminals"))
 
     def overrides(self, store: str | None) -> list[Any]:
         return _a(list, self._call("GET", "/api/rates/overrides", params=_store(store)))

@@ -56,3 +56,7 @@ def market(data: Any) -> list[wire.MarketData]:
 
 def overrides(data: Any) -> list[OverrideRow]:
     return parse_list(OverrideRow, data)
+
+
+def terminals(data: Any) -> wire.StoreTerminals:
+    return parse(wire.StoreTerminals, data)

@@ -141,6 +141,30 @@ def overrides_table(rows: Sequence[OverrideRow], *, now_ms: int, wide: bool = Fa
     return t
 
 
+STATE_STYLE = {"stale": "bold red", "confirming": "yellow", "current": "green"}
+
+
+def terminals_table(view: wire.StoreTerminals, *, wide: bool = False) -> Table:
+    """A store's terminals, stale first (the daemon's order), the stale ones in red."""
+    headers = ["STATE", "SESSION", "CLIENT", "CONFIRMED", "ACKS"]
+    if wide:
+        headers += ["EXPECTED", "ACKED"]
+    t = table(*headers)
+    for term in view.terminals:
+        ago = "-" if term.ackedAgoMs is None else f"{term.ackedAgoMs / 1000:.1f} s ago"
+        row: list[str | Text] = [
+            Text(term.state, style=STATE_STYLE.get(term.state, "dim")),
+            str(term.sessionId),
+            term.clientType,
+            ago,
+            str(term.acks),
+        ]
+        if wide:
+            row += [term.expectedChecksum or "-", term.ackedChecksum or "-"]
+        t.add_row(*row)
+    return t
+
+
 # -- status ------------------------------------------------------------------------------------
 
 

@@ -112,6 +112,26 @@ class Rate(WireModel):
     provenance: Provenance | None = None
 
 
+class Terminal(WireModel):
+    """One connection on a store's channel and what it confirmed (``ack``)."""
+
+    sessionId: int
+    clientType: str
+    state: Literal["current", "confirming", "stale", "unconfirmed"]
+    expectedChecksum: str | None = Field(description="the newest table sent to it")
+    ackedChecksum: str | None = Field(description="the last table it confirmed")
+    ackedAgoMs: int | None
+    acks: int
+
+
+class StoreTerminals(WireModel):
+    """``GET /api/stores/{store_id}/terminals``: stale first, with a count per state."""
+
+    storeId: str
+    summary: dict[str, int]
+    terminals: list[Terminal]
+
+
 class MarketData(WireModel):
     currencyPair: str
     baseCurrency: str

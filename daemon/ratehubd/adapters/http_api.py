@@ -117,7 +117,8 @@ def create_app(rt: Runtime) -> FastAPI:
         terminals = rt.hub.terminals(store_id, now)
         states = [t["state"] for t in terminals]
         summary = {st: states.count(st) for st in ("current", "confirming", "stale", "unconfirmed")}
-        return ok({"storeId": store_id, "summary": summary, "terminals": terminals})
+        view = wire.StoreTerminals(storeId=store_id, summary=summary, terminals=terminals)
+        return ok(view.model_dump())
 
     @app.post("/api/rates/set", tags=["rates"])
     async def set_rate(key: Key, request: Request) -> JSONResponse:

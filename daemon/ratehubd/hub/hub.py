@@ -470,14 +470,21 @@ class Hub:
 
     def terminal_state(self, s: Session, now: float) -> str:
         """``unconfirmed`` (never acked: the guide's clients), ``current`` (its last ack is
-        the newest table sent to it), ``stale`` (the newest was sent ``confirm_timeout_s``
-        ago or more and not acked), or ``confirming`` (sent since, within the timeout)."""
+        the newest table sent to it), ``stale`` (a newer table than its last ack has been
+        out ``confirm_timeout_s`` or more), or ``confirming`` (within the timeout)."""
         if s.ack_checksum is None:
             return "unconfirmed"
         sent = self._group_checksums.get(s.group_key)
         if not sent or sent[-1][0] == s.ack_checksum:
             return "current"
-        return "stale" if now - sent[-1][1] >= self.confirm_timeout_s else "confirming"
+        # Unconfirmed since the first table sent after the one it acknowledged (or since
+        # the oldest one still remembered): with frames every tick, the newest is always
+        # young, so the newest's age would never say a frozen screen is stale.
+        since = sent[0][1]
+        for i, (checksum_, _) in enumerate(sent):
+            if checksum_ == s.ack_checksum and i + 1 < len(sent):
+                since = sent[i + 1][1]
+        return "stale" if now - since >= self.confirm_timeout_s else "confirming"
 
     def confirmations(self, now: float) -> dict[str, int]:
         """How many terminals acknowledge, and how many are current and stale."""
