@@ -3,7 +3,7 @@
 
 _ratectl_words() {
     case "$1|$2" in
-        "|") echo 'validate rates market set-rate clear-rate overrides terminals status tail completion board-url tui config context lock keys audit' ;;
+        "|") echo 'validate rates market set-rate clear-rate overrides stores terminals status tail completion board-url tui config context lock keys audit' ;;
         "completion|") echo 'bash zsh fish' ;;
         "config|") echo 'init view' ;;
         "context|") echo 'add use list' ;;
@@ -22,7 +22,8 @@ _ratectl_options() {
         "set-rate|") echo '--buy --sell --spread --store -s --valid-for --valid-until --reason --expected-version --output -o --help -h' ;;
         "clear-rate|") echo '--store -s --reason --output -o --help -h' ;;
         "overrides|") echo '--store -s --output -o --help -h' ;;
-        "terminals|") echo '--store -s --output -o --fail-on-stale --help -h' ;;
+        "stores|") echo '--output -o --fail-on-stale --help -h' ;;
+        "terminals|") echo '--store -s --output -o --help -h' ;;
         "status|") echo '--output -o --help -h' ;;
         "tail|") echo '--store -s --pairs --events --count --output -o --help -h' ;;
         "completion|") echo '--help -h' ;;
@@ -52,7 +53,7 @@ _ratectl_options() {
 }
 _ratectl_is_command() {
     case "$1|$2" in
-        "|validate"|"|rates"|"|market"|"|set-rate"|"|clear-rate"|"|overrides"|"|terminals"|"|status"|"|tail"|"|completion"|"|board-url"|"|tui"|"|config"|"|context"|"|lock"|"|keys"|"|audit"|"config|init"|"config|view"|"context|add"|"context|use"|"context|list"|"lock|create"|"lock|list"|"lock|show"|"lock|consume"|"lock|release"|"keys|create"|"keys|list"|"keys|revoke"|"audit|verify") return 0 ;;
+        "|validate"|"|rates"|"|market"|"|set-rate"|"|clear-rate"|"|overrides"|"|stores"|"|terminals"|"|status"|"|tail"|"|completion"|"|board-url"|"|tui"|"|config"|"|context"|"|lock"|"|keys"|"|audit"|"config|init"|"config|view"|"context|add"|"context|use"|"context|list"|"lock|create"|"lock|list"|"lock|show"|"lock|consume"|"lock|release"|"keys|create"|"keys|list"|"keys|revoke"|"audit|verify") return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -62,7 +63,7 @@ _ratectl_value() {
         "|--token-file"|"|--config"|"validate|--junit-file"|"context add|--token-file") echo '@files'; return 0 ;;
         "validate|--suite") echo 'smoke full'; return 0 ;;
         "validate|--output"|"validate|-o") echo 'text json'; return 0 ;;
-        "rates|--output"|"rates|-o"|"market|--output"|"market|-o"|"set-rate|--output"|"set-rate|-o"|"clear-rate|--output"|"clear-rate|-o"|"overrides|--output"|"overrides|-o"|"terminals|--output"|"terminals|-o"|"status|--output"|"status|-o"|"tail|--output"|"tail|-o"|"board-url|--output"|"board-url|-o"|"config view|--output"|"config view|-o"|"context list|--output"|"context list|-o"|"lock create|--output"|"lock create|-o"|"lock list|--output"|"lock list|-o"|"lock show|--output"|"lock show|-o"|"lock consume|--output"|"lock consume|-o"|"lock release|--output"|"lock release|-o"|"keys create|--output"|"keys create|-o"|"keys list|--output"|"keys list|-o"|"keys revoke|--output"|"keys revoke|-o") echo 'table wide json jsonl yaml'; return 0 ;;
+        "rates|--output"|"rates|-o"|"market|--output"|"market|-o"|"set-rate|--output"|"set-rate|-o"|"clear-rate|--output"|"clear-rate|-o"|"overrides|--output"|"overrides|-o"|"stores|--output"|"stores|-o"|"terminals|--output"|"terminals|-o"|"status|--output"|"status|-o"|"tail|--output"|"tail|-o"|"board-url|--output"|"board-url|-o"|"config view|--output"|"config view|-o"|"context list|--output"|"context list|-o"|"lock create|--output"|"lock create|-o"|"lock list|--output"|"lock list|-o"|"lock show|--output"|"lock show|-o"|"lock consume|--output"|"lock consume|-o"|"lock release|--output"|"lock release|-o"|"keys create|--output"|"keys create|-o"|"keys list|--output"|"keys list|-o"|"keys revoke|--output"|"keys revoke|-o") echo 'table wide json jsonl yaml'; return 0 ;;
         "board-url|--theme") echo 'dark light'; return 0 ;;
         "lock list|--state") echo 'active consumed released expired'; return 0 ;;
         "keys create|--role") echo 'admin store read-only feed'; return 0 ;;

@@ -3,7 +3,7 @@
 
 function __ratectl_is_command
     switch "$argv[1]|$argv[2]"
-        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|terminals' '|status' '|tail' '|completion' '|board-url' '|tui' '|config' '|context' '|lock' '|keys' '|audit' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release' 'keys|create' 'keys|list' 'keys|revoke' 'audit|verify'
+        case '|validate' '|rates' '|market' '|set-rate' '|clear-rate' '|overrides' '|stores' '|terminals' '|status' '|tail' '|completion' '|board-url' '|tui' '|config' '|context' '|lock' '|keys' '|audit' 'config|init' 'config|view' 'context|add' 'context|use' 'context|list' 'lock|create' 'lock|list' 'lock|show' 'lock|consume' 'lock|release' 'keys|create' 'keys|list' 'keys|revoke' 'audit|verify'
             return 0
     end
     return 1
@@ -11,7 +11,7 @@ end
 
 function __ratectl_takes_value
     switch "$argv[1]|$argv[2]"
-        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'terminals|--store' 'terminals|-s' 'terminals|--output' 'terminals|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'board-url|--store' 'board-url|-s' 'board-url|--origin' 'board-url|--base-url' 'board-url|--pair' 'board-url|--theme' 'board-url|--output' 'board-url|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o' 'keys create|--role' 'keys create|--store' 'keys create|-s' 'keys create|--origin' 'keys create|--output' 'keys create|-o' 'keys list|--output' 'keys list|-o' 'keys revoke|--reason' 'keys revoke|--output' 'keys revoke|-o' 'audit|--since' 'audit|--until' 'audit|--store' 'audit|-s' 'audit|--pair' 'audit|--actor' 'audit|--type' 'audit|-t' 'audit|--limit' 'audit|--output' 'audit|-o' 'audit verify|--output' 'audit verify|-o'
+        case '|--url' '|--context' '|--token-file' '|--timeout' '|--config' 'validate|--suite' 'validate|--check' 'validate|--store' 'validate|--timeout' 'validate|--output' 'validate|-o' 'validate|--junit-file' 'rates|--store' 'rates|-s' 'rates|--output' 'rates|-o' 'market|--output' 'market|-o' 'set-rate|--buy' 'set-rate|--sell' 'set-rate|--spread' 'set-rate|--store' 'set-rate|-s' 'set-rate|--valid-for' 'set-rate|--valid-until' 'set-rate|--reason' 'set-rate|--expected-version' 'set-rate|--output' 'set-rate|-o' 'clear-rate|--store' 'clear-rate|-s' 'clear-rate|--reason' 'clear-rate|--output' 'clear-rate|-o' 'overrides|--store' 'overrides|-s' 'overrides|--output' 'overrides|-o' 'stores|--output' 'stores|-o' 'terminals|--store' 'terminals|-s' 'terminals|--output' 'terminals|-o' 'status|--output' 'status|-o' 'tail|--store' 'tail|-s' 'tail|--pairs' 'tail|--events' 'tail|--count' 'tail|--output' 'tail|-o' 'board-url|--store' 'board-url|-s' 'board-url|--origin' 'board-url|--base-url' 'board-url|--pair' 'board-url|--theme' 'board-url|--output' 'board-url|-o' 'tui|--store' 'tui|-s' 'config init|--store' 'config init|--name' 'config view|--output' 'config view|-o' 'context add|--url' 'context add|--store' 'context add|--token-file' 'context list|--output' 'context list|-o' 'lock create|--ttl' 'lock create|--store' 'lock create|-s' 'lock create|--reference' 'lock create|--idempotency-key' 'lock create|--output' 'lock create|-o' 'lock list|--store' 'lock list|-s' 'lock list|--state' 'lock list|--output' 'lock list|-o' 'lock show|--output' 'lock show|-o' 'lock consume|--output' 'lock consume|-o' 'lock release|--output' 'lock release|-o' 'keys create|--role' 'keys create|--store' 'keys create|-s' 'keys create|--origin' 'keys create|--output' 'keys create|-o' 'keys list|--output' 'keys list|-o' 'keys revoke|--reason' 'keys revoke|--output' 'keys revoke|-o' 'audit|--since' 'audit|--until' 'audit|--store' 'audit|-s' 'audit|--pair' 'audit|--actor' 'audit|--type' 'audit|-t' 'audit|--limit' 'audit|--output' 'audit|-o' 'audit verify|--output' 'audit verify|-o'
             return 0
     end
     return 1
@@ -43,6 +43,7 @@ complete -c ratectl -n '__ratectl_at ""' -a market -d 'The market mid of every p
 complete -c ratectl -n '__ratectl_at ""' -a set-rate -d 'Set an override: fixed --buy/--sell (or a --spread) for a store or all stores'
 complete -c ratectl -n '__ratectl_at ""' -a clear-rate -d 'Remove an override; the pair goes back to the market rate'
 complete -c ratectl -n '__ratectl_at ""' -a overrides -d 'Active overrides: with --store, that store\'s and the global ones; else all'
+complete -c ratectl -n '__ratectl_at ""' -a stores -d 'Every store with connections on the node asked: its terminals and how many...'
 complete -c ratectl -n '__ratectl_at ""' -a terminals -d 'A store\'s terminals on the node asked, stale first: which confirmed (ack) the'
 complete -c ratectl -n '__ratectl_at ""' -a status -d 'The daemon\'s system status: WebSocket hub, rate engine, integration'
 complete -c ratectl -n '__ratectl_at ""' -a tail -d 'Stream live rate updates and events until Ctrl-C; reconnects and resumes by...'
@@ -92,9 +93,11 @@ complete -c ratectl -n '__ratectl_at "clear-rate"' -l help -s h -d 'Show this me
 complete -c ratectl -n '__ratectl_at "overrides"' -l store -s s -x -d 'Store id; omit for the global rates'
 complete -c ratectl -n '__ratectl_at "overrides"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
 complete -c ratectl -n '__ratectl_at "overrides"' -l help -s h -d 'Show this message and exit'
+complete -c ratectl -n '__ratectl_at "stores"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
+complete -c ratectl -n '__ratectl_at "stores"' -l fail-on-stale -d 'Exit 1 if a terminal shows a rate table it has not confirmed in time'
+complete -c ratectl -n '__ratectl_at "stores"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "terminals"' -l store -s s -x -d 'The store whose screens to list'
 complete -c ratectl -n '__ratectl_at "terminals"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
-complete -c ratectl -n '__ratectl_at "terminals"' -l fail-on-stale -d 'Exit 1 if a terminal has not confirmed the newest table'
 complete -c ratectl -n '__ratectl_at "terminals"' -l help -s h -d 'Show this message and exit'
 complete -c ratectl -n '__ratectl_at "status"' -l output -s o -x -a 'table wide json jsonl yaml' -d 'table, wide, json, jsonl or yaml'
 complete -c ratectl -n '__ratectl_at "status"' -l help -s h -d 'Show this message and exit'

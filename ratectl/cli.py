@@ -322,16 +322,37 @@ def overrides(ctx: typer.Context, store: StoreOpt = None, output: OutputOpt = No
 
 @app.command()
 @reported
-def terminals(
+def stores(
     ctx: typer.Context,
-    store: Annotated[str, typer.Option("--store", "-s", help="The store whose screens to list.")],
     output: OutputOpt = None,
     fail_on_stale: Annotated[
         bool,
         typer.Option(
-            "--fail-on-stale", help="Exit 1 if a terminal has not confirmed the newest table."
+            "--fail-on-stale",
+            help="Exit 1 if a terminal shows a rate table it has not confirmed in time.",
         ),
     ] = False,
+) -> None:
+    """Every store with connections on the node asked: its terminals and how many confirm
+    (ack) the newest rate table; stores with stale screens first."""
+    from ratectl import models, render
+
+    s = settings(ctx, output=output)
+    data = call(s, "reading stores", lambda c: c.stores())
+    rows = models.stores(data)
+    emit(data, s, lambda wide: render.stores_table(rows))
+    stale = [r.storeId for r in rows if r.stale]
+    if fail_on_stale and stale:
+        say(f"stale screens in {len(stale)} store(s): {', '.join(stale)}")
+        raise typer.Exit(1)
+
+
+@app.command()
+@reported
+def terminals(
+    ctx: typer.Context,
+    store: Annotated[str, typer.Option("--store", "-s", help="The store whose screens to list.")],
+    output: OutputOpt = None,
 ) -> None:
     """A store's terminals on the node asked, stale first: which confirmed (ack) the
     newest rate table, which did not in time, and which never acknowledge."""
@@ -339,12 +360,8 @@ def terminals(
 
     s = settings(ctx, output=output)
     data = call(s, "reading terminals", lambda c: c.terminals(store))
-    view = models.terminals(data)
-    emit(data, s, lambda wide: render.terminals_table(view, wide=wide))
-    stale = view.summary.get("stale", 0)
-    if fail_on_stale and stale:
-        say(f"{stale} terminal(s) of store {store} show an unconfirmed rate table")
-        raise typer.Exit(1)
+    rows = models.terminals(data)
+    emit(data, s, lambda wide: render.terminals_table(rows, wide=wide))
 
 
 @app.command()

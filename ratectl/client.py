@@ -61,8 +61,11 @@ class Client:
     def market(self) -> list[Any]:
         return _a(list, self._call("GET", "/api/rates/market"))
 
-    def terminals(self, store: str) -> dict[str, Any]:
-        return _a(dict, self._call("GET", f"/api/stores/{quote(store, safe='')}/terminals"))
+    def terminals(self, store: str) -> list[Any]:
+        return _a(list, self._call("GET", f"/api/stores/{quote(store, safe='')}/terminals"))
+
+    def stores(self) -> list[Any]:
+        return _a(list, self._call("GET", "/api/stores"))
 
     def overrides(self, store: str | None) -> list[Any]:
         return _a(list, self._call("GET", "/api/rates/overrides", params=_store(store)))

@@ -58,5 +58,9 @@ def overrides(data: Any) -> list[OverrideRow]:
     return parse_list(OverrideRow, data)
 
 
-def terminals(data: Any) -> wire.StoreTerminals:
-    return parse(wire.StoreTerminals, data)
+def terminals(data: Any) -> list[wire.Terminal]:
+    return parse_list(wire.Terminal, data)
+
+
+def stores(data: Any) -> list[wire.StoreScreens]:
+    return parse_list(wire.StoreScreens, data)

@@ -144,24 +144,46 @@ def overrides_table(rows: Sequence[OverrideRow], *, now_ms: int, wide: bool = Fa
 STATE_STYLE = {"stale": "bold red", "confirming": "yellow", "current": "green"}
 
 
-def terminals_table(view: wire.StoreTerminals, *, wide: bool = False) -> Table:
+def terminals_table(rows: Sequence[wire.Terminal], *, wide: bool = False) -> Table:
     """A store's terminals, stale first (the daemon's order), the stale ones in red."""
-    headers = ["STATE", "SESSION", "CLIENT", "CONFIRMED", "ACKS"]
+    headers = ["STATE", "SESSION", "CLIENT", "KEY", "REMOTE", "ACK SEQ", "ACKS"]
     if wide:
-        headers += ["EXPECTED", "ACKED"]
+        headers += ["NODE", "CONNECTED", "EXPECTED", "ACKED"]
     t = table(*headers)
-    for term in view.terminals:
-        ago = "-" if term.ackedAgoMs is None else f"{term.ackedAgoMs / 1000:.1f} s ago"
+    for term in rows:
         row: list[str | Text] = [
             Text(term.state, style=STATE_STYLE.get(term.state, "dim")),
             str(term.sessionId),
             term.clientType,
-            ago,
+            term.keyName or "-",
+            term.remoteAddr or "-",
+            "-" if term.ackSeq is None else str(term.ackSeq),
             str(term.acks),
         ]
         if wide:
-            row += [term.expectedChecksum or "-", term.ackedChecksum or "-"]
+            row += [
+                term.node or "-",
+                term.connectedAt,
+                term.expectedChecksum or "-",
+                term.ackChecksum or "-",
+            ]
         t.add_row(*row)
+    return t
+
+
+def stores_table(rows: Sequence[wire.StoreScreens]) -> Table:
+    """Every store with connections, stale ones first and highlighted."""
+    t = table("STORE", "TERMINALS", "CONFIRMING", "CURRENT", "STALE", "UNCONFIRMED")
+    for r in rows:
+        style = "bold red" if r.stale else ""
+        t.add_row(
+            Text(r.storeId, style=style or "bold"),
+            str(r.terminals),
+            str(r.confirming),
+            str(r.current),
+            Text(str(r.stale), style=style),
+            str(r.unconfirmed),
+        )
     return t
 
 

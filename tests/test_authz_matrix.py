@@ -132,6 +132,7 @@ HTTP_ROWS: list[Row] = [
         for path in ("/api/rates/get", "/api/rates/overrides", "/api/rates/locks")
         for s, want in ((OWN, READ), (OTHER, READ_OTHER), (None, READ_GLOBAL))
     ),
+    Row("GET", "/api/stores", expect(200, 200, 200, 200, 200)),
     Row("GET", f"/api/stores/{OWN}/terminals", READ),
     Row("GET", f"/api/stores/{OTHER}/terminals", READ_OTHER),
     Row("GET", "/api/rates/locks/{lock}", READ, setup=fresh_lock(OWN)),

@@ -88,7 +88,7 @@ class Board:
 
     def terminals(self) -> list[str]:
         r = httpx.get(f"{self.api}/api/stores/s1/terminals", headers=AUTH)
-        return [t["state"] for t in r.json()["data"]["terminals"]]
+        return [t["state"] for t in r.json()["data"]]
 
     def set_rate(self, buy: float, sell: float) -> None:
         body = {"currencyPair": "USD/CAD", "buyRate": buy, "sellRate": sell, "storeId": "s1"}

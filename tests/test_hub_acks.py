@@ -43,8 +43,9 @@ def test_an_acknowledged_table_makes_the_terminal_current_until_a_newer_one_is_s
     assert hub.terminal_state(s, T0 + WINDOW) == "confirming"  # sent, not yet confirmed
     assert hub.terminal_state(s, T0 + WINDOW + 3.0) == "stale"  # hub.confirm_timeout_ms
     [t] = hub.terminals("s1", T0 + WINDOW + 3.0)
-    assert t["state"] == "stale" and t["ackedChecksum"] == payload(snap)["checksum"]
+    assert t["state"] == "stale" and t["ackChecksum"] == payload(snap)["checksum"]
     assert t["expectedChecksum"] == payload(frame)["checksum"] and t["acks"] == 1
+    assert t["current"] is False and t["staleSinceMs"] == int((T0 + WINDOW) * 1000)
     send(hub, s, "ack", {"checksum": payload(frame)["checksum"]}, T0 + 2 * WINDOW)
     assert hub.confirmations(T0 + 9) == {"confirming": 1, "current": 1, "stale": 0}
     # An older table it was sent may still be acknowledged (acks cross frames in flight).

@@ -78,35 +78,55 @@ def rate_frame_now(ws: ClientConnection) -> dict[str, Any]:
 
 def states(store: str) -> list[str]:
     data = json.loads(ok("terminals", "--store", store, "-o", "json").stdout)
-    assert set(data) == {"storeId", "summary", "terminals"} and data["storeId"] == store
-    return [t["state"] for t in data["terminals"]]
+    return [t["state"] for t in data]
 
 
 def test_a_frozen_terminal_is_listed_stale_first_and_fails_the_check(
     daemon: DaemonProcess,
 ) -> None:
-    with terminal(daemon, "t1") as live, terminal(daemon, "t1") as frozen, terminal(daemon, "t1"):
-        ack(frozen, rate_frame(frozen))  # confirms once, then shows that table forever
+    with (
+        terminal(daemon, "t1") as live,
+        terminal(daemon, "t1") as frozen,
+        terminal(daemon, "t1"),
+    ):
+        first = rate_frame(frozen)
+        ack(frozen, first)  # confirms once, then shows that table forever
         deadline = time.monotonic() + timeout(10)
         while states("t1") != ["stale", "current", "unconfirmed"]:
             assert time.monotonic() < deadline, states("t1")
             ack_newest(live)
         ack_newest(live)
+        stale, current, never = json.loads(ok("terminals", "--store", "t1", "-o", "json").stdout)
+        assert stale["current"] is False and stale["staleSinceMs"] > 0
+        assert stale["ackChecksum"] == first["checksum"] and stale["acks"] == 1
+        assert stale["keyName"] and stale["remoteAddr"].startswith("127.0.0.1:")
+        assert never["current"] is None and never["ackChecksum"] is None
         table = ok("terminals", "--store", "t1").stdout.splitlines()
-        assert table[0].split() == ["STATE", "SESSION", "CLIENT", "CONFIRMED", "ACKS"]
+        assert table[0].split()[:3] == ["STATE", "SESSION", "CLIENT"]
         assert [line.split()[0] for line in table[1:]] == ["stale", "current", "unconfirmed"]
         assert "EXPECTED" in ok("terminals", "--store", "t1", "-o", "wide").stdout
-        failed = ctl("terminals", "--store", "t1", "--fail-on-stale", "-o", "json")
+
+        [row] = [r for r in json.loads(ok("stores", "-o", "json").stdout) if r["storeId"] == "t1"]
+        assert row == {
+            "storeId": "t1",
+            "terminals": 3,
+            "confirming": 2,
+            "current": 1,
+            "stale": 1,
+            "unconfirmed": 1,
+        }
+        assert ok("stores").stdout.splitlines()[1].split()[0] == "t1"  # stale stores first
+        failed = ctl("stores", "--fail-on-stale", "-o", "json")
         assert failed.exit_code == 1
-        assert "1 terminal(s) of store t1 show an unconfirmed rate table" in failed.output
+        assert "stale screens in 1 store(s): t1" in failed.output
 
 
 def test_no_stale_terminal_passes_the_check_and_an_empty_store_lists_nothing(
     daemon: DaemonProcess,
 ) -> None:
     with terminal(daemon, "t2") as live:
-        ack(live, rate_frame(live))
-        assert ctl("terminals", "--store", "t2", "--fail-on-stale").exit_code == 0
+        ack_newest(live)
+        assert ctl("stores", "--fail-on-stale").exit_code == 0
     assert states("nobody-here") == []
     missing = ctl("terminals")
     assert missing.exit_code == 2 and "--store" in missing.output

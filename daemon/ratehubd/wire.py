@@ -117,19 +117,29 @@ class Terminal(WireModel):
 
     sessionId: int
     clientType: str
+    keyName: str | None
+    node: str | None = Field(description="the fleet node it is connected to")
+    remoteAddr: str | None
+    connectedAt: str
+    lastSentSeq: int
+    ackSeq: int | None
+    ackChecksum: str | None = Field(description="the last table it confirmed")
+    current: bool | None = Field(description="null: it never acknowledges (unconfirmed)")
+    staleSinceMs: int | None = Field(description="epoch ms since when it is stale")
     state: Literal["current", "confirming", "stale", "unconfirmed"]
     expectedChecksum: str | None = Field(description="the newest table sent to it")
-    ackedChecksum: str | None = Field(description="the last table it confirmed")
-    ackedAgoMs: int | None
     acks: int
 
 
-class StoreTerminals(WireModel):
-    """``GET /api/stores/{store_id}/terminals``: stale first, with a count per state."""
+class StoreScreens(WireModel):
+    """``GET /api/stores``: a store with connections and its terminals' states."""
 
     storeId: str
-    summary: dict[str, int]
-    terminals: list[Terminal]
+    terminals: int
+    confirming: int = Field(description="terminals that acknowledge (current or not)")
+    current: int
+    stale: int
+    unconfirmed: int
 
 
 class MarketData(WireModel):

@@ -110,15 +110,21 @@ def create_app(rt: Runtime) -> FastAPI:
         require(key, auth.RATES_READ, store)
         return ok(rt.service.rates(store))
 
+    @app.get("/api/stores", tags=["stores"])
+    async def stores(key: Key) -> JSONResponse:
+        rows = [r for r in rt.hub.stores(rt.clock.time()) if key.can_read(r["storeId"])]
+        return ok([wire.StoreScreens(**r).model_dump() for r in rows])
+
     @app.get("/api/stores/{store_id}/terminals", tags=["stores"])
     async def store_terminals(key: Key, store_id: str) -> JSONResponse:
         require(key, auth.RATES_READ, store_id)
-        now = rt.clock.time()
-        terminals = rt.hub.terminals(store_id, now)
-        states = [t["state"] for t in terminals]
-        summary = {st: states.count(st) for st in ("current", "confirming", "stale", "unconfirmed")}
-        view = wire.StoreTerminals(storeId=store_id, summary=summary, terminals=terminals)
-        return ok(view.model_dump())
+        node = rt.fleet.node_id if rt.fleet is not None else None
+        out = []
+        for t in rt.hub.terminals(store_id, rt.clock.time()):
+            owner = rt.keys.get(t.pop("keyId"))
+            t.update(keyName=owner.name if owner else None, node=node)
+            out.append(wire.Terminal(**t).model_dump())
+        return ok(out)
 
     @app.post("/api/rates/set", tags=["rates"])
     async def set_rate(key: Key, request: Request) -> JSONResponse:

@@ -253,6 +253,9 @@ class HubEndpoint:
         session = pump.attach(
             WsConn(connection), hs.client_type, hs.store_id, hs.key.id, hs.last_seq, hs.epoch
         )
+        peer = connection.remote_address
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            session.remote = f"{peer[0]}:{peer[1]}"
         try:
             async for message in connection:
                 if isinstance(message, bytes):

@@ -34,6 +34,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -270,6 +271,7 @@ class Hub:
         s = Session(
             sid, client_type, store_id, key_id, bucket, last_seq=self.seq, opened_store=store_id
         )
+        s.connected_at = now
         self.sessions[sid] = s
         self._join(s)
         welcome = {
@@ -466,7 +468,22 @@ class Hub:
                 f"ack: checksum {text} was not sent to this connection recently; acknowledge "
                 "the checksum of a rate frame you applied"
             )
-        s.ack_checksum, s.ack_at, s.acks = text, now, s.acks + 1
+        s.ack_checksum, s.ack_seq, s.ack_at, s.acks = text, seq, now, s.acks + 1
+
+    def _unconfirmed_since(self, s: Session) -> float | None:
+        """When the first table newer than the session's last ack was sent (None: it holds
+        the newest, or never acked). With frames every tick the newest table is always
+        young: its age alone would never say a frozen screen is stale."""
+        if s.ack_checksum is None:
+            return None
+        sent = self._group_checksums.get(s.group_key)
+        if not sent or sent[-1][0] == s.ack_checksum:
+            return None
+        since = sent[0][1]  # the acked one is older than anything remembered
+        for i, (checksum_, _) in enumerate(sent):
+            if checksum_ == s.ack_checksum and i + 1 < len(sent):
+                since = sent[i + 1][1]
+        return since
 
     def terminal_state(self, s: Session, now: float) -> str:
         """``unconfirmed`` (never acked: the guide's clients), ``current`` (its last ack is
@@ -474,16 +491,9 @@ class Hub:
         out ``confirm_timeout_s`` or more), or ``confirming`` (within the timeout)."""
         if s.ack_checksum is None:
             return "unconfirmed"
-        sent = self._group_checksums.get(s.group_key)
-        if not sent or sent[-1][0] == s.ack_checksum:
+        since = self._unconfirmed_since(s)
+        if since is None:
             return "current"
-        # Unconfirmed since the first table sent after the one it acknowledged (or since
-        # the oldest one still remembered): with frames every tick, the newest is always
-        # young, so the newest's age would never say a frozen screen is stale.
-        since = sent[0][1]
-        for i, (checksum_, _) in enumerate(sent):
-            if checksum_ == s.ack_checksum and i + 1 < len(sent):
-                since = sent[i + 1][1]
         return "stale" if now - since >= self.confirm_timeout_s else "confirming"
 
     def confirmations(self, now: float) -> dict[str, int]:
@@ -495,6 +505,30 @@ class Hub:
             "stale": states.count("stale"),
         }
 
+    def stores(self, now: float) -> list[dict[str, Any]]:
+        """Per store with connections: how many terminals, in which state; stale first."""
+        counts: dict[str, dict[str, Any]] = {}
+        for s in self.sessions.values():
+            if s.store_id is None:
+                continue
+            row = counts.setdefault(
+                s.store_id,
+                {
+                    "storeId": s.store_id,
+                    "terminals": 0,
+                    "confirming": 0,
+                    "current": 0,
+                    "stale": 0,
+                    "unconfirmed": 0,
+                },
+            )
+            state = self.terminal_state(s, now)
+            row["terminals"] += 1
+            row["confirming"] += state != "unconfirmed"
+            if state in ("current", "stale", "unconfirmed"):
+                row[state] += 1
+        return sorted(counts.values(), key=lambda r: (-r["stale"], r["storeId"]))
+
     def terminals(self, store_id: str, now: float) -> list[dict[str, Any]]:
         """The connections on a store's channel and what each confirmed, stale first."""
         order = {"stale": 0, "confirming": 1, "current": 2, "unconfirmed": 3}
@@ -502,15 +536,25 @@ class Hub:
         for s in self.sessions.values():
             if s.store_id != store_id:
                 continue
+            state = self.terminal_state(s, now)
+            since = self._unconfirmed_since(s)
             sent = self._group_checksums.get(s.group_key)
             out.append(
                 {
                     "sessionId": s.id,
                     "clientType": s.client_type,
-                    "state": self.terminal_state(s, now),
+                    "keyId": s.key_id,
+                    "remoteAddr": s.remote,
+                    "connectedAt": wire.iso(datetime.fromtimestamp(s.connected_at, UTC)),
+                    "lastSentSeq": s.last_seq,
+                    "ackSeq": s.ack_seq,
+                    "ackChecksum": s.ack_checksum,
+                    "current": None if state == "unconfirmed" else state == "current",
+                    "staleSinceMs": (
+                        int(since * 1000) if state == "stale" and since is not None else None
+                    ),
+                    "state": state,
                     "expectedChecksum": sent[-1][0] if sent else None,
-                    "ackedChecksum": s.ack_checksum,
-                    "ackedAgoMs": None if s.ack_at is None else round((now - s.ack_at) * 1000),
                     "acks": s.acks,
                 }
             )

@@ -79,8 +79,11 @@ class Session:
     awaiting_history: bool = False
     # The last rate table the client confirmed applying (``ack``), when, and how many.
     ack_checksum: str | None = None
+    ack_seq: int | None = None
     ack_at: float | None = None
     acks: int = 0
+    connected_at: float = 0.0
+    remote: str | None = None  # the peer's address, set by the adapter
     history: list[Any] = field(default_factory=list)  # the older events read so far
     # Message shape: WRAPPED ({type: "data", data: {type, ...}}) or FLAT ({type, data}).
     dialect: str = ""
