@@ -55,6 +55,8 @@ class RecordType(enum.StrEnum):  # ratectl.audit.TYPES; completion offers them
     key_created = "key_created"
     key_revoked = "key_revoked"
     config_reloaded = "config_reloaded"
+    terminal_stale = "terminal_stale"
+    terminal_current = "terminal_current"
 
 
 OutputOpt = Annotated[

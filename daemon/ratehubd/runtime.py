@@ -208,6 +208,7 @@ class Runtime:
         self._spawn(self._every(cfg.audit.prune_interval_s, self.prune_audit), "audit-prune")
         await self.prune_events()
         self._spawn(self._every(60.0, self.prune_events), "events-prune")
+        self._spawn(self._every(0.25, self._check_terminals), "terminals")
         if self.fleet is not None:
             # Keys live in the shared database; other nodes create and revoke them too.
             every = cfg.backplane.key_sync_interval_s
@@ -655,6 +656,14 @@ class Runtime:
             self.pump.write_ready()
 
         self._spawn(fetch(), f"resume-{sid}")
+
+    async def _check_terminals(self) -> None:
+        """Announce terminals that went stale (and came back) on this node."""
+        for type_, store_id, data in self.hub.check_terminals(self.clock.time()):
+            owner = self.keys.get(data.pop("keyId"))
+            data["keyName"] = owner.name if owner else None
+            data["node"] = self.fleet.node_id if self.fleet is not None else None
+            self.service.terminal_changed(type_, store_id, data)
 
     async def prune_events(self) -> None:
         """Keep the event log (what clients resume from) for hub.resume_retention_s."""

@@ -440,16 +440,36 @@ class RateService:
             self._spawn_durable_event(wire.RATE_THRESHOLD_BREACH, data, audit, now)
 
     def _spawn_durable_event(
-        self, type_: str, data: dict[str, Any], audit: AuditEvent, now: datetime
+        self,
+        type_: str,
+        data: dict[str, Any],
+        audit: AuditEvent,
+        now: datetime,
+        store_id: str | None = None,
     ) -> None:
         async def record() -> None:
-            seq = await self._durable(lambda s: None, (type_, None, data), audit, now)
+            seq = await self._durable(lambda s: None, (type_, store_id, data), audit, now)
             assert seq is not None
-            self._publish(type_, data, None, now, seq)
+            self._publish(type_, data, store_id, now, seq)
 
         task = asyncio.get_running_loop().create_task(record())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def terminal_changed(self, type_: str, store_id: str | None, data: dict[str, Any]) -> None:
+        """A terminal went stale or came back: announced to dashboards, logged, audited."""
+        now = self.clock.now()
+        what = "stopped confirming" if type_ == wire.TERMINAL_STALE else "confirms again"
+        audit = AuditEvent(
+            type=type_,
+            actor=SYSTEM_ACTOR,
+            store_id=store_id,
+            after={k: v for k, v in data.items() if v is not None},
+            reason=f"terminal {data['sessionId']} ({data.get('keyName') or '?'}) {what}",
+            source="hub",
+        )
+        log.warning("store %s: %s", store_id, audit.reason)
+        self._spawn_durable_event(type_, data, audit, now, store_id)
 
     async def save_market(self) -> None:
         """Persist the latest quotes (called periodically, not per tick)."""

@@ -361,6 +361,8 @@ AUDIT_TYPES = (
     "key_created",
     "key_revoked",
     "config_reloaded",
+    "terminal_stale",
+    "terminal_current",
 )
 
 
@@ -374,6 +376,9 @@ RATE_OVERRIDE_SET = "rate_override_set"
 RATE_OVERRIDE_CLEARED = "rate_override_cleared"
 RATE_OVERRIDE_EXPIRED = "rate_override_expired"
 RATE_THRESHOLD_BREACH = "rate_threshold_breach"
+# A confirming terminal that has not acknowledged the newest table in time, and its return.
+TERMINAL_STALE = "terminal_stale"
+TERMINAL_CURRENT = "terminal_current"
 RATE_LOCK_CREATED = "rate_lock_created"
 RATE_LOCK_EXPIRED = "rate_lock_expired"
 RATE_LOCK_CONSUMED = "rate_lock_consumed"

@@ -47,6 +47,19 @@ class RuntimeCollector(Collector):
             ("rate_limited", "rateLimited", "Inbound messages refused by the rate limit."),
         ):
             yield _counter(f"ratehub_ws_{name}", doc, hub[key])
+        terminals = GaugeMetricFamily(
+            "ratehub_terminals",
+            "WebSocket terminals by what they confirmed (ack): current, confirming, stale, "
+            "unconfirmed (never acknowledges).",
+            labels=["state"],
+        )
+        counts = {"current": 0, "confirming": 0, "stale": 0, "unconfirmed": 0}
+        now = rt.clock.time()
+        for session in list(rt.hub.sessions.values()):
+            counts[rt.hub.terminal_state(session, now)] += 1
+        for state, n in counts.items():
+            terminals.add_metric([state], n)
+        yield terminals
         lat = GaugeMetricFamily(
             "ratehub_fanout_latency_ms",
             "Fan-out latency from the first change in a window to its writes (recent).",

@@ -70,6 +70,8 @@ CLIENT_MESSAGES = (
     "ack",
 )
 _CHECKSUM = re.compile(r"[0-9a-f]{8}")
+# Events for head office, not for the store's own screens.
+DASHBOARD_ONLY = frozenset({wire.TERMINAL_STALE, wire.TERMINAL_CURRENT})
 SENT_CHECKSUMS = 32  # per group: the tables a client may still acknowledge
 # A client's push of a market price (the dashboard's pushRateData), handed to the
 # service: (key id, data) -> the reply's data; raises a RatehubError to refuse.
@@ -496,6 +498,33 @@ class Hub:
             return "current"
         return "stale" if now - since >= self.confirm_timeout_s else "confirming"
 
+    def check_terminals(self, now: float) -> list[tuple[str, str | None, dict[str, Any]]]:
+        """Terminals that became stale, or current again after being stale, since the last
+        call: (event type, store, data). Once per begin and once per clear, never per frame."""
+        changes = []
+        for s in self.sessions.values():
+            state = self.terminal_state(s, now)
+            if state == "stale" and s.stale_since is None:
+                s.stale_since = self._unconfirmed_since(s) or now
+                changes.append((wire.TERMINAL_STALE, s))
+            elif state == "current" and s.stale_since is not None:
+                changes.append((wire.TERMINAL_CURRENT, s))
+                s.stale_since = None
+        out = []
+        for type_, s in changes:
+            sent = self._group_checksums.get(s.group_key)
+            since = s.stale_since if type_ == wire.TERMINAL_STALE else now
+            data = {
+                "storeId": s.store_id,
+                "sessionId": s.id,
+                "keyId": s.key_id,
+                "expectedChecksum": sent[-1][0] if sent else None,
+                "ackChecksum": s.ack_checksum,
+                "since": wire.iso(datetime.fromtimestamp(since or now, UTC)),
+            }
+            out.append((type_, s.store_id, data))
+        return out
+
     def confirmations(self, now: float) -> dict[str, int]:
         """How many terminals acknowledge, and how many are current and stale."""
         states = [self.terminal_state(s, now) for s in self.sessions.values()]
@@ -835,6 +864,8 @@ class Hub:
         return rate
 
     def _sees(self, s: Session, ev: LoggedEvent) -> bool:
+        if ev.type in DASHBOARD_ONLY and s.client_type != DASHBOARD:
+            return False
         if ev.store_id is not None and s.store_id is not None and ev.store_id != s.store_id:
             return False
         if ev.store_id is not None and s.store_id is None and s.client_type != DASHBOARD:

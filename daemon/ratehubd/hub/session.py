@@ -82,6 +82,7 @@ class Session:
     ack_seq: int | None = None
     ack_at: float | None = None
     acks: int = 0
+    stale_since: float | None = None  # announced stale (terminal_stale) since then
     connected_at: float = 0.0
     remote: str | None = None  # the peer's address, set by the adapter
     history: list[Any] = field(default_factory=list)  # the older events read so far
