@@ -333,7 +333,7 @@ def stores(
         ),
     ] = False,
 ) -> None:
-    """Every store with connections on the node asked: its terminals and how many confirm
+    """Every store with connections (on every node of a fleet): its terminals and how many confirm
     (ack) the newest rate table; stores with stale screens first."""
     from ratectl import models, render
 
@@ -354,7 +354,7 @@ def terminals(
     store: Annotated[str, typer.Option("--store", "-s", help="The store whose screens to list.")],
     output: OutputOpt = None,
 ) -> None:
-    """A store's terminals on the node asked, stale first: which confirmed (ack) the
+    """A store's terminals (on every node of a fleet), stale first: which confirmed (ack) the
     newest rate table, which did not in time, and which never acknowledge."""
     from ratectl import models, render
 

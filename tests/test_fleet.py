@@ -611,3 +611,29 @@ async def test_a_keys_request_rate_is_the_fleets_not_each_nodes(fleet: Fleet) ->
     # 2.5 s at 20/s for the fleet is ~50 (plus each node's burst); each node alone would
     # have let ~50 through.
     assert 30 <= ok <= 75, ok
+
+
+async def test_every_node_lists_the_terminals_of_every_node(fleet: Fleet) -> None:
+    a, b = await fleet("a"), await fleet("b")
+    async with (
+        connect(ws_url(a, clientType="store_os", storeId="s1")),
+        connect(ws_url(b, clientType="store_os", storeId="s1")),
+    ):
+        deadline = time.monotonic() + timeout(5)
+        while True:
+            lists = [
+                (await api(rt, "GET", "/api/stores/s1/terminals")).json()["data"] for rt in (a, b)
+            ]
+            if all(len(ts) == 2 for ts in lists):
+                break
+            assert time.monotonic() < deadline, lists  # each node shares once a second
+            await asyncio.sleep(0.1)
+        for ts in lists:
+            assert sorted(t["node"] for t in ts) == ["a", "b"]
+        stores = (await api(b, "GET", "/api/stores")).json()["data"]
+        assert [r for r in stores if r["storeId"] == "s1"][0]["terminals"] == 2
+    # A node's entries go with it (here: its connections closed; the share follows).
+    deadline = time.monotonic() + timeout(5)
+    while (await api(a, "GET", "/api/stores/s1/terminals")).json()["data"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)

@@ -107,6 +107,7 @@ class Runtime:
         self._leading = False  # in a fleet: whether this node takes in the market
         self._market_fallback = False  # in a fleet without a leader: polls its own market
         self._counts_at = time.monotonic()  # the last _share_counts
+        self._fleet_terminals: list[dict[str, Any]] = []  # other nodes', as last shared
         self._stopped = asyncio.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
@@ -231,9 +232,16 @@ class Runtime:
         except Exception:
             self.pump.elsewhere = {}  # Redis away: each node counts its own
             self.limiter.share({})
+            self._fleet_terminals = []
             raise
         self.pump.elsewhere = others
         self.limiter.share({k[2:]: float(v) for k, v in others.items() if k.startswith("r:")})
+        mine_terms = [
+            t
+            for st in self.hub.stores(self.clock.time())
+            for t in self.terminals(st["storeId"], local=True)
+        ]
+        self._fleet_terminals = await self.fleet.backplane.share_terminals(mine_terms)
 
     async def _check_lead(self) -> None:
         assert self.fleet is not None
@@ -656,6 +664,44 @@ class Runtime:
             self.pump.write_ready()
 
         self._spawn(fetch(), f"resume-{sid}")
+
+    def terminals(self, store_id: str, *, local: bool = False) -> list[dict[str, Any]]:
+        """A store's terminals as ``GET /api/stores/{id}/terminals`` lists them: this
+        node's, and (``local`` False, in a fleet) every other node's as of its last share
+        (at most a second old), stale first."""
+        node = self.fleet.node_id if self.fleet is not None else None
+        out = []
+        for t in self.hub.terminals(store_id, self.clock.time()):
+            owner = self.keys.get(t.pop("keyId"))
+            t.update(keyName=owner.name if owner else None, node=node, storeId=store_id)
+            out.append(t)
+        if not local:
+            out += [t for t in self._fleet_terminals if t.get("storeId") == store_id]
+        order = {"stale": 0, "confirming": 1, "current": 2, "unconfirmed": 3}
+        return sorted(
+            out, key=lambda t: (order.get(t["state"], 9), t["node"] or "", t["sessionId"])
+        )
+
+    def stores(self) -> list[dict[str, Any]]:
+        """Every store with terminals on any node of the fleet, and their states."""
+        rows = {r["storeId"]: dict(r) for r in self.hub.stores(self.clock.time())}
+        for t in self._fleet_terminals:
+            row = rows.setdefault(
+                t["storeId"],
+                {
+                    "storeId": t["storeId"],
+                    "terminals": 0,
+                    "confirming": 0,
+                    "current": 0,
+                    "stale": 0,
+                    "unconfirmed": 0,
+                },
+            )
+            row["terminals"] += 1
+            row["confirming"] += t["state"] != "unconfirmed"
+            if t["state"] in ("current", "stale", "unconfirmed"):
+                row[t["state"]] += 1
+        return sorted(rows.values(), key=lambda r: (-r["stale"], r["storeId"]))
 
     async def _check_terminals(self) -> None:
         """Announce terminals that went stale (and came back) on this node."""

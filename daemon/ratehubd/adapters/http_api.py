@@ -112,19 +112,13 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/api/stores", tags=["stores"])
     async def stores(key: Key) -> JSONResponse:
-        rows = [r for r in rt.hub.stores(rt.clock.time()) if key.can_read(r["storeId"])]
+        rows = [r for r in rt.stores() if key.can_read(r["storeId"])]
         return ok([wire.StoreScreens(**r).model_dump() for r in rows])
 
     @app.get("/api/stores/{store_id}/terminals", tags=["stores"])
     async def store_terminals(key: Key, store_id: str) -> JSONResponse:
         require(key, auth.RATES_READ, store_id)
-        node = rt.fleet.node_id if rt.fleet is not None else None
-        out = []
-        for t in rt.hub.terminals(store_id, rt.clock.time()):
-            owner = rt.keys.get(t.pop("keyId"))
-            t.update(keyName=owner.name if owner else None, node=node)
-            out.append(wire.Terminal(**t).model_dump())
-        return ok(out)
+        return ok([wire.Terminal(**t).model_dump() for t in rt.terminals(store_id)])
 
     @app.post("/api/rates/set", tags=["rates"])
     async def set_rate(key: Key, request: Request) -> JSONResponse:

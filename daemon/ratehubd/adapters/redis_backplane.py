@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -143,6 +144,33 @@ class RedisBackplane:
             with contextlib.suppress(RedisError, OSError):
                 await self._kv.aclose()
             self._kv = None
+
+    async def share_terminals(
+        self, terminals: list[dict[str, Any]], ttl_s: float = 3.0
+    ) -> list[dict[str, Any]]:
+        """Put this node's terminals (``GET /api/stores/{id}/terminals`` entries, with their
+        ``storeId``) where the other nodes read them; return theirs. A node that stops
+        updating (it died) drops out after ``ttl_s``."""
+        if self._kv is None:
+            self._kv = self._client("kv")
+        index = f"{self.channel}:terminals"
+        now = time.time()
+        pipe = self._kv.pipeline(transaction=False)
+        pipe.set(f"{index}:{self.node_id}", json.dumps(terminals), ex=max(1, round(ttl_s)))
+        pipe.zadd(index, {self.node_id: now})
+        pipe.zremrangebyscore(index, "-inf", now - ttl_s)
+        pipe.zrange(index, 0, -1)
+        nodes = (await pipe.execute())[-1]
+        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
+        others = [n for n in others if n != self.node_id]
+        if not others:
+            return []
+        found = await self._kv.mget([f"{index}:{n}" for n in others])
+        out: list[dict[str, Any]] = []
+        for text in found:
+            if text:
+                out.extend(json.loads(text))
+        return out
 
     async def share_counts(self, counts: dict[str, int], ttl_s: float = 3.0) -> dict[str, int]:
         """Put this node's counts (open connections per key and per store) where the other
