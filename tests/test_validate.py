@@ -146,7 +146,7 @@ async def test_full_run_passes_with_junit_and_leaves_nothing_behind(
         records = (await c.get("/api/audit", params={"storeId": store})).json()["data"]
     assert sorted(r["type"] for r in records) == sorted(
         ["override_set", "lock_created", "lock_created", "lock_consumed"]
-        + ["lock_expired", "override_cleared"]
+        + ["lock_expired", "override_cleared", "terminal_stale"]
     )
 
 

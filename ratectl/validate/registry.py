@@ -33,6 +33,9 @@ class Spec:
 
 
 EXPIRE_TTL_S = 2  # the flow's short lock: created, then left to expire
+# A terminal that stops acking is stale hub.confirm_timeout_ms (3 s by default) after the
+# next table, which the market sends within a few seconds.
+TERMINAL_WAIT_S = 8.0
 
 SPECS: tuple[Spec, ...] = (
     Spec("connectivity.health", "GET /healthz answers (no key needed)", smoke=True),
@@ -60,6 +63,12 @@ SPECS: tuple[Spec, ...] = (
         "a short lock expires; rate_lock_expired arrives",
         needs=("flow.lock",),
         extra_s=EXPIRE_TTL_S + 1.0,
+    ),
+    Spec(
+        "flow.terminals",
+        "the flow's terminal is current after its ack, stale (terminal_stale) when it stops",
+        needs=("flow.override",),
+        extra_s=TERMINAL_WAIT_S,
     ),
     Spec(
         "flow.clear",

@@ -9,6 +9,8 @@ carries what one step leaves for the next.
 
 from __future__ import annotations
 
+import asyncio
+
 from ratectl.validate.checks import cleanup, locks
 from ratectl.validate.checks.flowbase import (
     OVERRIDE_LIFETIME_MS,
@@ -22,8 +24,10 @@ from ratectl.validate.checks.flowbase import (
     slow,
 )
 from ratectl.validate.context import Ctx, ms
+from ratectl.validate.hub import NotArrived
 from ratectl.validate.invariants import dec
-from ratectl.validate.model import Fail, Outcome, judged
+from ratectl.validate.model import Fail, Outcome, judged, passed
+from ratectl.validate.registry import TERMINAL_WAIT_S
 
 
 async def _pick_pair(ctx: Ctx) -> tuple[str, int]:
@@ -148,8 +152,56 @@ async def clear(ctx: Ctx) -> Outcome:
     )
 
 
+async def terminals(ctx: Ctx) -> Outcome:
+    """The flow's store terminal acks the newest table until the daemon lists it current,
+    then stops: a dashboard of the store must get terminal_stale for it."""
+    f, store = ctx.flow, ctx.store
+    f.need("flow.override")
+    hub = hub_of(ctx)
+    welcome = hub.inbox.find(lambda fr: fr.type == "welcome")
+    assert welcome is not None
+    sid = welcome.data.get("sessionId")
+    dash = await ctx.hub(store=store, client_type="dashboard")
+    try:
+        await dash.wait(lambda fr: fr.type == "welcome", "the dashboard's welcome", ctx.timeout)
+        mark, t0 = dash.inbox.mark(), now()
+        path = f"/api/stores/{store}/terminals"
+        while True:
+            tables = [fr for fr in hub.inbox.frames if fr.type == "rate_update"]
+            newest = next((fr for fr in reversed(tables) if "checksum" in fr.data), None)
+            if newest is None:
+                raise Fail("the flow's terminal got no rate_update with a checksum to ack")
+            await hub.send("ack", {"checksum": newest.data["checksum"]})
+            await asyncio.sleep(0.1)
+            listed = await ctx.probe.api("GET", path)
+            mine = [t for t in listed if t.get("sessionId") == sid]
+            if mine and mine[0].get("state") == "current":
+                break
+            if now() - t0 > ctx.timeout:
+                got = mine[0].get("state") if mine else "not listed"
+                raise Fail(f"GET {path}: the acking terminal is {got}, not current")
+        current_at = now()
+        try:
+            ev = await dash.wait(
+                lambda fr: fr.type == "terminal_stale" and fr.data.get("sessionId") == sid,
+                "terminal_stale for the terminal that stopped acking",
+                ctx.timeout + TERMINAL_WAIT_S,
+                mark,
+            )
+        except NotArrived as exc:
+            raise Fail(exc.message) from None
+        f.audit.append(("terminal_stale", None))
+    finally:
+        await dash.close()
+    return passed(
+        f"terminal {sid} at store {store}: current {ms(current_at - t0)} after its ack; "
+        f"terminal_stale {ms(ev.at - current_at)} after it stopped acking"
+    )
+
+
 RUN = {
     "flow.override": override,
+    "flow.terminals": terminals,
     "flow.lock": locks.lock,
     "flow.consume": locks.consume,
     "flow.expire": locks.expire,
