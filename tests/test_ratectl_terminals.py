@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon, timeout
-from tests.ratectl_support import ctl, ok
+from tests.ratectl_support import ctl, env, ok  # noqa: F401  (env: fixture)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +30,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         yield d
     finally:
         d.finish()
-
-
-@pytest.fixture(autouse=True)
-def env(daemon: DaemonProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("RATECTL_URL", daemon.url)
-    monkeypatch.setenv("RATECTL_TOKEN", ADMIN_KEY)
 
 
 def terminal(daemon: DaemonProcess, store: str) -> ClientConnection:

@@ -145,63 +145,37 @@ class RedisBackplane:
                 await self._kv.aclose()
             self._kv = None
 
+    async def _share(self, kind: str, value: Any, ttl_s: float) -> list[Any]:
+        """Put this node's ``value`` (JSON) under ``kind`` where the other nodes read it, and
+        return theirs. A node that stops updating (it died) drops out after ``ttl_s``."""
+        if self._kv is None:
+            self._kv = self._client("kv")
+        index = f"{self.channel}:{kind}"
+        now = time.time()
+        pipe = self._kv.pipeline(transaction=False)
+        pipe.set(f"{index}:{self.node_id}", json.dumps(value), ex=max(1, round(ttl_s)))
+        pipe.zadd(index, {self.node_id: now})
+        pipe.zremrangebyscore(index, "-inf", now - ttl_s)
+        pipe.zrange(index, 0, -1)
+        nodes = (await pipe.execute())[-1]
+        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
+        keys = [f"{index}:{n}" for n in others if n != self.node_id]
+        return [json.loads(text) for text in await self._kv.mget(keys) if text] if keys else []
+
     async def share_terminals(
         self, terminals: list[dict[str, Any]], ttl_s: float = 3.0
     ) -> list[dict[str, Any]]:
-        """Put this node's terminals (``GET /api/stores/{id}/terminals`` entries, with their
-        ``storeId``) where the other nodes read them; return theirs. A node that stops
-        updating (it died) drops out after ``ttl_s``."""
-        if self._kv is None:
-            self._kv = self._client("kv")
-        index = f"{self.channel}:terminals"
-        now = time.time()
-        pipe = self._kv.pipeline(transaction=False)
-        pipe.set(f"{index}:{self.node_id}", json.dumps(terminals), ex=max(1, round(ttl_s)))
-        pipe.zadd(index, {self.node_id: now})
-        pipe.zremrangebyscore(index, "-inf", now - ttl_s)
-        pipe.zrange(index, 0, -1)
-        nodes = (await pipe.execute())[-1]
-        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
-        others = [n for n in others if n != self.node_id]
-        if not others:
-            return []
-        found = await self._kv.mget([f"{index}:{n}" for n in others])
-        out: list[dict[str, Any]] = []
-        for text in found:
-            if text:
-                out.extend(json.loads(text))
-        return out
+        """This node's terminals (``GET /api/stores/{id}/terminals`` entries, with their
+        ``storeId``) for the other nodes; theirs back."""
+        return [t for theirs in await self._share("terminals", terminals, ttl_s) for t in theirs]
 
     async def share_counts(self, counts: dict[str, int], ttl_s: float = 3.0) -> dict[str, int]:
-        """Put this node's counts (open connections per key and per store) where the other
-        nodes read them, and return the sum of theirs: fleet-wide limits. A node that
-        stops updating drops out after ``ttl_s``."""
-        if self._kv is None:
-            self._kv = self._client("kv")
-        index, mine = f"{self.channel}:counts", f"{self.channel}:counts:{self.node_id}"
-        now = time.time()
-        pipe = self._kv.pipeline(transaction=False)
-        pipe.delete(mine)
-        if counts:
-            fields: dict[Any, Any] = dict(counts)
-            pipe.hset(mine, mapping=fields)
-        pipe.expire(mine, max(1, round(ttl_s)))
-        pipe.zadd(index, {self.node_id: now})
-        pipe.zremrangebyscore(index, "-inf", now - ttl_s)
-        pipe.zrange(index, 0, -1)
-        nodes = (await pipe.execute())[-1]
-        others = [n.decode() if isinstance(n, bytes) else str(n) for n in nodes]
-        others = [n for n in others if n != self.node_id]
-        if not others:
-            return {}
-        read = self._kv.pipeline(transaction=False)
-        for node in others:
-            read.hgetall(f"{self.channel}:counts:{node}")
+        """This node's counts (connections per key and per store, requests per key) for the
+        other nodes; the sum of theirs back: fleet-wide limits."""
         total: dict[str, int] = {}
-        for found in await read.execute():
-            for k, v in found.items():
-                name = k.decode() if isinstance(k, bytes) else str(k)
-                total[name] = total.get(name, 0) + int(v)
+        for theirs in await self._share("counts", counts, ttl_s):
+            for name, n in theirs.items():
+                total[name] = total.get(name, 0) + int(n)
         return total
 
     def status(self) -> dict[str, Any]:
