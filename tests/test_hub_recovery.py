@@ -3,6 +3,7 @@ rate limit. Never a silent gap: a client either gets what it missed or is told i
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ratehubd.hub.hub import Hub, LoggedEvent
@@ -133,6 +134,24 @@ def test_a_resume_from_before_the_memory_log_is_served_from_the_database_log() -
     assert events(msgs) == [2, 3, 4, 5, 6, 7]
     snap = snapshot_of(msgs)
     assert snap["recovered"] is True and snap["missedEvents"] == 6
+
+
+def test_a_session_waiting_for_its_history_is_written_no_rate_frame_before_it() -> None:
+    rates = FakeRates()
+    hub = make_hub(rates, log_size=3, fetch_history=History())
+    publish(hub, 6)
+    s = hub.open(1, STORE_OS, "store123", "admin", T0, last_seq=1)
+    drain(hub, s)
+    written: list[Any] = []
+    s.write = lambda frame: written.append(frame) or True  # a socket that always drains
+    rates.set(USDCAD, 1.40, 1.36)
+    hub.mark_rates([USDCAD])
+    hub.flush(T0 + WINDOW)
+    assert written == [] and s.last_seq == 1  # nothing ahead of the replay, position kept
+    hub.resume_history(1, logged(range(2, 4)), T0 + WINDOW)
+    sent = [json.loads(f.text) for f in written] + drain(hub, s)
+    assert events(sent) == [2, 3, 4, 5, 6]
+    assert snapshot_of(sent)["recovered"] is True
 
 
 def test_a_resume_into_events_pruned_from_the_database_is_a_gap() -> None:

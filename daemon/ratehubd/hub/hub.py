@@ -777,7 +777,13 @@ class Hub:
             write = s.write
             if s.needs_snapshot:
                 self._snapshot(s, now)
-            elif write is not None and not s.outbox and s.closing is None and write(frame):
+            elif (
+                write is not None
+                and not s.outbox
+                and s.closing is None
+                and not s.awaiting_history  # its replay comes first; _enqueue holds it
+                and write(frame)
+            ):
                 s.last_seq = seq
                 written += 1
             else:
