@@ -52,7 +52,7 @@ from ratehubd.engine.engine import RateEngine
 from ratehubd.engine.pairs import Pair
 from ratehubd.engine.sources import BookConfig
 from ratehubd.errors import ConfigError, Conflict, SourceError, Unauthorized
-from ratehubd.hub.hub import Hub, LoggedEvent
+from ratehubd.hub.hub import Hub, LoggedEvent, store_rows
 from ratehubd.hub.session import CLOSE_DRAINING
 from ratehubd.key_service import KeyService
 from ratehubd.keylimits import KeyLimiter
@@ -108,6 +108,7 @@ class Runtime:
         self._market_fallback = False  # in a fleet without a leader: polls its own market
         self._counts_at = time.monotonic()  # the last _share_counts
         self._fleet_terminals: list[dict[str, Any]] = []  # other nodes', as last shared
+        self._resumes: set[asyncio.Task[None]] = set()  # reads of the event log for resumes
         self._stopped = asyncio.Event()
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=11)
         self.started_at = time.time()
@@ -238,8 +239,8 @@ class Runtime:
         self.limiter.share({k[2:]: float(v) for k, v in others.items() if k.startswith("r:")})
         mine_terms = [
             t
-            for st in self.hub.stores(self.clock.time())
-            for t in self.terminals(st["storeId"], local=True)
+            for store_id in {st for st, _ in self.hub.store_states(self.clock.time())}
+            for t in self.terminals(store_id, local=True)
         ]
         self._fleet_terminals = await self.fleet.backplane.share_terminals(mine_terms)
 
@@ -663,7 +664,11 @@ class Runtime:
             self.hub.resume_history(sid, events, self.clock.time())
             self.pump.write_ready()
 
-        self._spawn(fetch(), f"resume-{sid}")
+        # Not in _tasks (which lives as long as the daemon): one task per such resume.
+        task = asyncio.get_running_loop().create_task(fetch(), name=f"resume-{sid}")
+        self._resumes.add(task)
+        task.add_done_callback(self._resumes.discard)
+        task.add_done_callback(self._task_done)
 
     def terminals(self, store_id: str, *, local: bool = False) -> list[dict[str, Any]]:
         """A store's terminals as ``GET /api/stores/{id}/terminals`` lists them: this
@@ -684,24 +689,8 @@ class Runtime:
 
     def stores(self) -> list[dict[str, Any]]:
         """Every store with terminals on any node of the fleet, and their states."""
-        rows = {r["storeId"]: dict(r) for r in self.hub.stores(self.clock.time())}
-        for t in self._fleet_terminals:
-            row = rows.setdefault(
-                t["storeId"],
-                {
-                    "storeId": t["storeId"],
-                    "terminals": 0,
-                    "confirming": 0,
-                    "current": 0,
-                    "stale": 0,
-                    "unconfirmed": 0,
-                },
-            )
-            row["terminals"] += 1
-            row["confirming"] += t["state"] != "unconfirmed"
-            if t["state"] in ("current", "stale", "unconfirmed"):
-                row[t["state"]] += 1
-        return sorted(rows.values(), key=lambda r: (-r["stale"], r["storeId"]))
+        remote = [(t["storeId"], t["state"]) for t in self._fleet_terminals]
+        return store_rows([*self.hub.store_states(self.clock.time()), *remote])
 
     async def _check_terminals(self) -> None:
         """Announce terminals that went stale (and came back) on this node."""

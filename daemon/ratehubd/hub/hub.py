@@ -81,6 +81,23 @@ MAX_REPLAY = 100_000  # a resume replays at most this many events; further back 
 HistoryRequest = Callable[[int, int, int], None]
 
 
+def store_rows(states: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """``GET /api/stores``: per store, its terminals by state (``confirming``: those that
+    acknowledge at all), stores with stale terminals first."""
+    rows: dict[str, dict[str, Any]] = {}
+    for store_id, state in states:
+        row = rows.setdefault(
+            store_id,
+            dict.fromkeys(("terminals", "confirming", "current", "stale", "unconfirmed"), 0),
+        )
+        row["terminals"] += 1
+        row["confirming"] += state != "unconfirmed"
+        if state != "confirming":
+            row[state] += 1
+    ordered = sorted(rows.items(), key=lambda kv: (-kv[1]["stale"], kv[0]))
+    return [{"storeId": store_id, **row} for store_id, row in ordered]
+
+
 def _no_push(key_id: str, data: dict[str, Any]) -> dict[str, Any]:
     raise ProtocolError("this hub does not take pushed prices")
 
@@ -534,29 +551,13 @@ class Hub:
             "stale": states.count("stale"),
         }
 
-    def stores(self, now: float) -> list[dict[str, Any]]:
-        """Per store with connections: how many terminals, in which state; stale first."""
-        counts: dict[str, dict[str, Any]] = {}
-        for s in self.sessions.values():
-            if s.store_id is None:
-                continue
-            row = counts.setdefault(
-                s.store_id,
-                {
-                    "storeId": s.store_id,
-                    "terminals": 0,
-                    "confirming": 0,
-                    "current": 0,
-                    "stale": 0,
-                    "unconfirmed": 0,
-                },
-            )
-            state = self.terminal_state(s, now)
-            row["terminals"] += 1
-            row["confirming"] += state != "unconfirmed"
-            if state in ("current", "stale", "unconfirmed"):
-                row[state] += 1
-        return sorted(counts.values(), key=lambda r: (-r["stale"], r["storeId"]))
+    def store_states(self, now: float) -> list[tuple[str, str]]:
+        """(store, terminal state) of every connection on a store's channel."""
+        return [
+            (s.store_id, self.terminal_state(s, now))
+            for s in self.sessions.values()
+            if s.store_id is not None
+        ]
 
     def terminals(self, store_id: str, now: float) -> list[dict[str, Any]]:
         """The connections on a store's channel and what each confirmed, stale first."""
