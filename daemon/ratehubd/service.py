@@ -187,17 +187,28 @@ class RateService:
 
         The seq is allocated inside the transaction (``Store.next_seq``): on a shared
         database every node's events are numbered in commit order, without gaps."""
-        type_, store_id, data = event
 
         def op(s: Session) -> int | None:
             if change(s) is False:
                 return None
-            seq = self.store.next_seq(s)
-            self._log_event(s, seq, type_, store_id, data, now)
-            audit_store.append(s, audit, now)
-            return seq
+            return self._record(s, event, audit, now)
 
         seq: int | None = await self.writer.write(op)
+        return seq
+
+    def _record(
+        self,
+        s: Session,
+        event: tuple[str, str | None, dict[str, Any]],
+        audit: AuditEvent,
+        now: datetime,
+    ) -> int:
+        """In the change's transaction: its hub event (with a seq from the fleet's counter)
+        and its audit record. Returns the seq."""
+        type_, store_id, data = event
+        seq = self.store.next_seq(s)
+        self._log_event(s, seq, type_, store_id, data, now)
+        audit_store.append(s, audit, now)
         return seq
 
     async def set_override(self, req: wire.SetRateRequest, actor: str) -> dict[str, Any]:
@@ -240,11 +251,8 @@ class RateService:
                 source=ov.source,
             )
             self.store.add_override(s, ov)
-            seq = self.store.next_seq(s)
-            self._log_event(s, seq, wire.RATE_OVERRIDE_SET, ov.store_id, data, now)
-            audit_store.append(s, audit, now)
             written.update(ov=ov, data=data)
-            return seq
+            return self._record(s, (wire.RATE_OVERRIDE_SET, ov.store_id, data), audit, now)
 
         seq: int = await self.writer.write(op)
         ov, data = written["ov"], written["data"]
@@ -260,7 +268,12 @@ class RateService:
     async def _catch_up_override(self, pair: Pair, store_id: str | None) -> None:
         """Bring in a newer override another node committed at this key meanwhile, so the
         operator's answer is the rate in force now, not one already superseded."""
-        found = await asyncio.to_thread(self.store.active_override, str(pair), store_id)
+        read = asyncio.to_thread(self.store.active_override, str(pair), store_id)
+        try:  # the write is committed: a database that stops answering now must not hold
+            found = await asyncio.wait_for(read, self.store.write_timeout_s)  # the answer
+        except Exception as exc:
+            log.warning("override %s at %s: could not read it back (%s)", pair, store_id, exc)
+            return
         if found is not None:
             self._emit(self.engine.commit_override(found), self.clock.now(), None)
 
