@@ -243,7 +243,7 @@ async def test_read_only_hides_every_mutation() -> None:
         assert "READ-ONLY" in app.query_one(StatusBar).render().plain
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        assert [k for k, _ in app.screen.keys] == ["q", "/", "p", "s", "?", "up/down"]
+        assert [k for k, _ in app.screen.keys] == ["q", "/", "p", "s", "t", "?", "up/down"]
         await pilot.press("escape")
         assert_snapshot(app, "read_only")
 

@@ -24,6 +24,8 @@ from ratectl.tui.options import TuiOptions
 from tests.conftest import timeout
 
 SNAPSHOTS = Path(__file__).parent / "tui_snapshots"
+# Read at import: the tests' clean environment (conftest) drops it before a test runs.
+UPDATE = bool(os.environ.get("RATEHUB_UPDATE_SNAPSHOTS"))
 NOW = 1767614400.0  # 2026-01-05T12:00:00Z, the frozen clock
 NOW_MS = int(NOW * 1000)
 
@@ -117,10 +119,10 @@ def screen_text(app: App[Any]) -> str:
 def assert_snapshot(app: App[Any], name: str) -> None:
     text = screen_text(app)
     path = SNAPSHOTS / f"{name}.txt"
-    if os.environ.get("RATEHUB_UPDATE_SNAPSHOTS") or not path.exists():
+    if UPDATE or not path.exists():
         SNAPSHOTS.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        if not os.environ.get("RATEHUB_UPDATE_SNAPSHOTS"):
+        if not UPDATE:
             raise AssertionError(f"new snapshot {path}: check it, then run again")
     assert text == path.read_text(encoding="utf-8"), (
         f"the screen differs from {path}; if the change is meant, rerun with "

@@ -29,6 +29,14 @@ class Api:
         with self._client() as c:
             return c.create_lock(body)
 
+    def stores(self) -> list[Any]:
+        with self._client() as c:
+            return c.stores()
+
+    def terminals(self, store: str) -> list[Any]:
+        with self._client() as c:
+            return c.terminals(store)
+
     def breaches(self) -> list[Any]:
         with self._client() as c:
             return c.breaches()

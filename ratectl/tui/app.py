@@ -47,6 +47,7 @@ from ratectl.tui.pair_history import PairHistory
 from ratectl.tui.rates_table import RatesTable
 from ratectl.tui.status_bar import StatusBar
 from ratectl.tui.store_screen import StoreScreen
+from ratectl.tui.stores_screen import PolledScreen, StoresScreen
 
 MUTATIONS = frozenset({"override", "lock"})
 
@@ -62,6 +63,7 @@ class RatehubApp(App[None]):
         Binding("slash", "filter", "Filter"),
         Binding("p", "pause", "Pause"),
         Binding("s", "store", "Store"),
+        Binding("t", "stores", "Stores"),
         Binding("o", "override", "Override"),
         Binding("l", "lock", "Lock"),
         Binding("question_mark", "help", "Help"),
@@ -160,6 +162,8 @@ class RatehubApp(App[None]):
     # -- actions --------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "quit" and isinstance(self.screen, PolledScreen):
+            return False  # the rates' keys do not apply to the Stores and Terminals screens
         if action in MUTATIONS and self.read_only:
             return False  # hidden from the footer, and the key does nothing
         return True
@@ -178,6 +182,9 @@ class RatehubApp(App[None]):
                 self.store = result["storeId"]
 
         self.push_screen(StoreScreen(store=self.store), switched)
+
+    def action_stores(self) -> None:
+        self.push_screen(StoresScreen(self.api.stores, self.api.terminals, self.options))
 
     def action_override(self) -> None:
         if self.read_only:

@@ -50,10 +50,17 @@ class HelpScreen(ModalScreen[None]):
     }
     """
 
-    def __init__(self, keys: Sequence[tuple[str, str]], read_only: bool) -> None:
+    def __init__(
+        self,
+        keys: Sequence[tuple[str, str]],
+        read_only: bool,
+        *,
+        legend: Sequence[tuple[str, str]] = LEGEND,
+    ) -> None:
         super().__init__()
         self.keys = keys
         self.read_only = read_only
+        self.legend = legend
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -70,7 +77,7 @@ class HelpScreen(ModalScreen[None]):
         if self.read_only:
             t.add_row("", Text("read-only: changes are hidden", style="italic"))
         t.add_row("", "")
-        for column, what in LEGEND:
+        for column, what in self.legend:
             t.add_row(Text(column, style="bold"), what)
         return t
 

@@ -31,6 +31,7 @@ class TuiOptions:
     history: int = 120  # mids kept per pair for the sparkline
     history_interval: float = 0.25  # the sparkline redraws at most this often
     log_lines: int = 500
+    poll_interval: float = 1.0  # the Stores and Terminals screens re-read this often
     delays: Callable[[], Iterator[float]] = field(default=backoff)
     freeze_gc: bool = False  # ratectl tui: the process is the app's (see RatehubApp.on_mount)
 
