@@ -43,9 +43,20 @@ RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WS_PATH = "/api/rates/websocket"
 SERVERS = ("plain", "ratehub-hub", "ratehub-api")
-# Not run by default: the API port with clients that offer permessage-deflate, as browsers do.
-EXTRA_SERVERS = ("ratehub-api-deflate",)
+# Not run by default: the API port with clients that offer permessage-deflate, as browsers do;
+# and each port with clients that acknowledge (``ack``) every rate frame, as confirming
+# store terminals do (issue 12: at most 1.10x the CPU per message of the same port without).
+EXTRA_SERVERS = (
+    "ratehub-api-deflate",
+    "plain-ack",
+    "ratehub-hub-ack",
+    "ratehub-api-ack",
+    "plain-ack250",
+    "ratehub-hub-ack250",
+    "ratehub-api-ack250",
+)
 TARGET_CPU_RATIO = 1.25
+TARGET_ACK_RATIO = 1.10
 TARGET_P99_MS = 100.0
 TARGET_IDLE_KIB = 25.0
 TARGET_N = 2000
@@ -203,6 +214,9 @@ def ratehub_config(path: Path, clients: int, period_ms: int) -> None:
         "[hub]\n"
         f"max_connections_per_key = {clients + 100}\n"
         f"max_connections_per_store = {clients + 100}\n"
+        # Room for an ack of each of (at most) 20 frames a second, with jitter.
+        "messages_per_second = 40\n"
+        "message_burst = 80\n"
     )
     if speedup > 1:
         for name, (start, tick) in PAIRS.items():
@@ -404,6 +418,7 @@ def hub_delta(s0: dict[str, Any], s1: dict[str, Any], seconds: float) -> dict[st
         "slowConsumerCloses": h1["slowConsumerCloses"] - h0["slowConsumerCloses"],
         "fanoutLatencyMs": h1["fanoutLatencyMs"],
         "connections": h1["connections"],
+        "terminals": h1.get("terminals"),  # current / stale / unconfirmed at the window's end
     }
 
 
@@ -416,20 +431,32 @@ def idle_memory(o: Opts, server: Server, clients: int, **extra: Any) -> tuple[fl
     return (rss_kib(server.pid) - rss0) / clients, lg
 
 
-def run_plain(o: Opts, clients: int) -> dict[str, Any]:
+def client_options(variant: str) -> dict[str, Any]:
+    """What a server name's suffix asks of the clients: ``deflate``; ``ack`` (every frame)
+    or ``ack250`` (the newest frame at most every 250 ms)."""
+    every = variant.removeprefix("ack")
+    return {
+        "deflate": variant == "deflate",
+        "ack": variant.startswith("ack"),
+        "ackEveryMs": int(every) if every.isdigit() else 0,
+    }
+
+
+def run_plain(o: Opts, name: str, clients: int) -> dict[str, Any]:
+    extra = client_options(name.removeprefix("plain").removeprefix("-"))
     with running(start_plain(o.pins, o.tmp, o.frame_bytes)) as server:
-        idle, lg = idle_memory(o, server, clients)
+        idle, lg = idle_memory(o, server, clients, **extra)
         try:
             server.proc.send_signal(signal.SIGUSR1)
             res = measure(o, server, lg)
         finally:
             lg.close()
-    return {"server": "plain", "clients": clients, "idleKiBPerConn": idle, **res}
+    return {"server": name, "clients": clients, "idleKiBPerConn": idle, **res}
 
 
 def run_ratehub(o: Opts, name: str, clients: int) -> dict[str, Any]:
     listener, _, variant = name.removeprefix("ratehub-").partition("-")
-    extra = {"deflate": variant == "deflate"}
+    extra = client_options(variant)
     # Idle memory: a daemon whose feed does not tick, so the clients stay quiet.
     with running(start_ratehub(o.pins, o.tmp, o.src, listener, clients, 3_600_000)) as server:
         idle, lg = idle_memory(o, server, clients, **extra)
@@ -569,7 +596,8 @@ def verdicts(results: list[dict[str, Any]], hzs: list[dict[str, Any]]) -> list[s
     for r in results:
         by.setdefault((r["server"], r["clients"]), []).append(r)
     for (name, n), rs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        if name == "plain" or ("plain", n) not in by:
+        if name.startswith("plain") or "-ack" in name or ("plain", n) not in by:
+            # (acknowledging clients are compared with the same server without, below)
             continue
         ours = _mean([r["cpuUsPerMessage"] for r in rs])
         floor = _mean([r["cpuUsPerMessage"] for r in by[("plain", n)]])
@@ -591,12 +619,15 @@ def verdicts(results: list[dict[str, Any]], hzs: list[dict[str, Any]]) -> list[s
             f"(target < {TARGET_P99_MS:.0f}), lost {lost}, final state wrong on {bad} clients"
         )
     for (name, n), rs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if "-ack" in name:
+            continue  # the same server as without acks: its idle memory is measured there
         kib = _mean([r["idleKiBPerConn"] for r in rs])
         ok = kib <= TARGET_IDLE_KIB
         out.append(
             f"{'met   ' if ok else 'MISSED'} {name} N={n}: {kib:.1f} KiB per idle connection "
             f"(target <= {TARGET_IDLE_KIB:.0f})"
         )
+    out += ack_verdicts(by)
     for hz in hzs:
         w = hz["window"]
         most = w["maxFramesInAnySecond"]
@@ -608,6 +639,28 @@ def verdicts(results: list[dict[str, Any]], hzs: list[dict[str, Any]]) -> list[s
             f"{hz['clients']} clients: at most {most} frames in any"
             f" second (target <= {MAX_FPS}), values age p99 {w['valueAgeMs']['p99']} ms at send,"
             f" {w['checksumMismatches']} checksum mismatches, final state wrong on {bad} clients"
+        )
+    return out
+
+
+def ack_verdicts(by: dict[tuple[str, int], list[dict[str, Any]]]) -> list[str]:
+    """Acknowledging clients against the same port's clients that do not, at the same N."""
+    out = []
+    for (name, n), rs in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        base, _, variant = name.rpartition("-")
+        if not variant.startswith("ack") or (base, n) not in by:
+            continue
+        ours = _mean([r["cpuUsPerMessage"] for r in rs])
+        floor = _mean([r["cpuUsPerMessage"] for r in by[(base, n)]])
+        errors = sum(r["window"].get("ackErrors", 0) for r in rs)
+        sent = sum(r["window"].get("acksSent", 0) for r in rs)
+        stale = sum(((r.get("hub") or {}).get("terminals") or {}).get("stale", 0) for r in rs)
+        ok = ours <= TARGET_ACK_RATIO * floor and errors == 0 and sent > 0
+        out.append(
+            f"{'met   ' if ok else 'MISSED'} {name} N={n}: CPU per delivered message "
+            f"{ours:.1f} us = {ours / floor:.2f}x {base} without acks ({floor:.1f} us); target "
+            f"<= {TARGET_ACK_RATIO}x; {sent:,} acks, {errors} refused, {stale} terminals stale"
+            " at the end"
         )
     return out
 
@@ -724,7 +777,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.max_other,
             args.retries,
         )
-        if "plain" in servers:
+        if any(name.startswith("plain") for name in servers):
             o.frame_bytes = probe_frame_bytes(o)
             print(f"# ratehub's frame: {o.frame_bytes} bytes", file=sys.stderr, flush=True)
         for rep in range(args.repeat):
@@ -732,8 +785,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 k = rep % len(servers)
                 for name in servers[k:] + servers[:k]:
                     print(f"# round {rep + 1}, N={n}: {name}", file=sys.stderr, flush=True)
-                    if name == "plain":
-                        r = run_plain(o, n)
+                    if name.startswith("plain"):
+                        r = run_plain(o, name, n)
                     else:
                         r = run_ratehub(o, name, n)
                     r["repeat"] = rep

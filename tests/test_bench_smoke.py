@@ -91,3 +91,30 @@ def test_200hz_check_runs_on_both_listeners(report: dict[str, Any]) -> None:
         assert hz["window"]["maxFramesInAnySecond"] > 0
         assert hz["final"]["finalOk"] == 5
     assert any(line.startswith(("met", "MISSED")) for line in report["verdicts"])
+
+
+def test_ack_mode_acknowledges_every_frame_without_refusals(tmp_path: Path) -> None:
+    """``--servers ratehub-hub-ack,plain-ack``: every client acks every frame it gets; the
+    hub accepts every ack and counts each client as confirming."""
+    why = loadgen_missing()
+    if why:
+        pytest.skip(why)
+    cmd = [sys.executable, str(ROOT / "bench" / "hub_fanout.py"), "--clients", str(N)]
+    cmd += ["--seconds", "1", "--warmup", "0.3", "--hz200-clients", "0", "--retries", "0"]
+    cmd += ["--servers", "ratehub-hub,ratehub-hub-ack,plain,plain-ack"]
+    cmd += ["--results-dir", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout(120), cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = tmp_path.glob("hub_fanout-*.json")
+    data: dict[str, Any] = json.loads(path.read_text())
+    runs = {r["server"]: r for r in data["results"]}
+    hub, plain = runs["ratehub-hub-ack"], runs["plain-ack"]
+    for r in (hub, plain):
+        w = r["window"]
+        assert w["acksSent"] >= w["frames"] > 0, r["server"]
+        assert w["ackErrors"] == 0, w["firstAckError"]
+        assert r["final"]["finalOk"] == N
+    terminals = hub["hub"]["terminals"]
+    assert terminals["confirming"] == N and terminals["stale"] == 0
+    assert "acksSent" not in runs["ratehub-hub"]["window"]
+    assert any("ratehub-hub-ack N=20" in v and "without acks" in v for v in data["verdicts"])

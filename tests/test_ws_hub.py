@@ -173,6 +173,33 @@ async def test_binary_frame_closes_only_that_connection(runtime: Runtime, listen
 
 
 @pytest.mark.parametrize("listener", LISTENERS)
+async def test_fragmented_and_whole_messages_are_answered_in_order(
+    runtime: Runtime, listener: str
+) -> None:
+    """Whole text messages are handled in the protocol callback, fragmented ones by the
+    connection's task: a fragmented message first must still be answered first."""
+    async with connect(ws_url(runtime, listener, clientType="store_os")) as ws:
+        await ws.send(['{"type": "ping", ', '"data": {"timestamp": 1}}'])
+        for n in (2, 3):
+            await ws.send(json.dumps({"type": "ping", "data": {"timestamp": n}}))
+        got = [
+            (await recv_until(ws, lambda m: m["type"] == "pong"))["data"]["clientTimestamp"]
+            for _ in range(3)
+        ]
+        assert got == [1, 2, 3]
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+async def test_invalid_utf8_closes_with_1007(runtime: Runtime, listener: str) -> None:
+    async with connect(ws_url(runtime, listener, clientType="store_os")) as ws:
+        await ws.send(b'{"type": "ping\xff"}', text=True)
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout(5))
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1007
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
 async def test_oversized_frame_closes_with_1009(runtime: Runtime, listener: str) -> None:
     async with connect(ws_url(runtime, listener, clientType="store_os"), max_size=None) as ws:
         await ws.send(json.dumps({"type": "ping", "data": {"pad": "x" * 70_000}}))

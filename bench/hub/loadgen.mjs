@@ -7,8 +7,11 @@
 // Every reply is one JSON line on stdout; diagnostics go to stderr.
 //
 // argv[2] is a JSON config: {url, clients, stores, mode: "ratehub" | "plain", verifyEvery,
-// concurrency, connectTimeoutMs, rateWindow, deflate}. `url` may hold `{store}`, replaced by
-// `s<i % stores>`.
+// concurrency, connectTimeoutMs, rateWindow, deflate, ack, ackEveryMs}. `url` may hold
+// `{store}`, replaced by `s<i % stores>`. With `ack`, every client confirms the rate frames
+// it receives with `{"type":"ack","data":{"checksum","seq"}}` (the frame's checksum and seq;
+// plain: the seq only), as a store terminal does: every frame, or with `ackEveryMs` the
+// newest one at most that often (and the last one always, once the interval is up).
 //
 // Per frame the common path does no JSON parsing: it scans the raw bytes for the top-level
 // "timestamp" (ratehub: when the hub closed the batch window; plain: when it broadcast), the
@@ -25,6 +28,8 @@ const MODE = cfg.mode;
 const STORES = cfg.stores ?? 10;
 const VERIFY_EVERY = cfg.verifyEvery ?? 10;
 const RATE_WINDOW = Boolean(cfg.rateWindow);
+const ACK = Boolean(cfg.ack);
+const ACK_EVERY_MS = cfg.ackEveryMs ?? 0;
 
 // -- clock: epoch milliseconds with sub-millisecond resolution ------------------------------
 // The monotonic clock drifts from the wall clock (0.1 ms/s has been seen on a VM), so it is
@@ -47,6 +52,7 @@ const K_TS = Buffer.from('"timestamp":');
 const K_CK = Buffer.from('"checksum":"');
 const K_SEQ = Buffer.from('"seq":');
 const K_SENT = Buffer.from('"sentAt":');
+const K_ERROR = Buffer.from('{"type":"error"');
 
 function startsWith(buf, key) {
   return buf.length >= key.length && buf.compare(key, 0, key.length, 0, key.length) === 0;
@@ -152,6 +158,7 @@ let windowStart = 0;
 let cpuStart = process.cpuUsage();
 let finalSeq = null;
 const events = { opened: 0, failed: 0, errors: [] };
+const acks = { sent: 0, errors: 0, firstError: null }; // in the window
 
 function newClient(i) {
   return {
@@ -178,12 +185,19 @@ function newClient(i) {
     recent: [], // server timestamps within the last second (rateWindow)
     maxPerSecond: 0,
     closedInWindow: false,
+    ackSeq: -1, // the newest frame's seq, its checksum is lastChecksum
+    ackedAt: -Infinity,
+    ackTimer: null,
   };
 }
 
 function onFrame(c, buf) {
   const t = now();
   if (!startsWith(buf, K_RATE)) {
+    if (ACK && measuring && startsWith(buf, K_ERROR)) {
+      acks.errors++;
+      acks.firstError ??= buf.toString();
+    }
     if (MODE === "plain" && startsWith(buf, K_END)) {
       c.gotEnd = true;
       const i = buf.lastIndexOf(K_SEQ);
@@ -207,6 +221,7 @@ function onFrame(c, buf) {
     const ci = buf.indexOf(K_CK);
     if (ci >= 0) c.lastChecksum = buf.toString("latin1", ci + K_CK.length, ci + K_CK.length + 8);
   }
+  if (ACK) ack(c, buf, t);
   if (c.verify) verifyFrame(c, buf);
   if (!measuring) return;
   c.n++;
@@ -231,6 +246,24 @@ function onFrame(c, buf) {
     while (c.recent.length && c.recent[0] <= ts - 1000) c.recent.shift();
     if (c.recent.length > c.maxPerSecond) c.maxPerSecond = c.recent.length;
   }
+}
+
+function ack(c, buf, t) {
+  const si = buf.lastIndexOf(K_SEQ);
+  c.ackSeq = si >= 0 ? intAt(buf, si + K_SEQ.length) : -1;
+  if (ACK_EVERY_MS === 0 || t - c.ackedAt >= ACK_EVERY_MS) sendAck(c, t);
+  else c.ackTimer ??= setTimeout(() => sendAck(c, now()), c.ackedAt + ACK_EVERY_MS - t);
+}
+
+function sendAck(c, t) {
+  clearTimeout(c.ackTimer);
+  c.ackTimer = null;
+  c.ackedAt = t;
+  if (!c.open) return;
+  const seq = c.ackSeq >= 0 ? `"seq":${c.ackSeq}` : "";
+  const sum = MODE === "plain" ? "" : `"checksum":"${c.lastChecksum}"${seq ? "," : ""}`;
+  c.ws.send(`{"type":"ack","data":{${sum}${seq}},"timestamp":${Date.now()}}`);
+  if (measuring) acks.sent++;
 }
 
 function verifyFrame(c, buf) {
@@ -372,6 +405,7 @@ function windowReport() {
     out.flushIntervalMs = { p50: pctOf(iv, 0.5), p99: pctOf(iv, 0.99), max: iv.at(-1) ?? null };
     out.valueAgeMs = ageHist.summary();
   }
+  if (ACK) Object.assign(out, { acksSent: acks.sent, ackErrors: acks.errors, firstAckError: acks.firstError });
   out.verifiedClients = clients.filter((c) => c.verify).length;
   out.verifiedFrames = clients.reduce((a, c) => a + c.verified, 0);
   out.checksumMismatches = clients.reduce((a, c) => a + c.mismatches, 0);
@@ -447,6 +481,7 @@ rl.on("line", async (line) => {
       c.maxPerSecond = 0;
     }
     for (const s of storeTs) s.clear();
+    Object.assign(acks, { sent: 0, errors: 0, firstError: null });
     sendHist = new Hist();
     tickHist = new Hist();
     ageHist = new Hist();

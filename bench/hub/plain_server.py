@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 PAIRS = (
     ("BTC/CAD", 135000.0, 0.01),
@@ -98,7 +99,10 @@ class Broadcaster:
     async def handler(self, ws: ServerConnection) -> None:
         self.clients.add(ws)
         try:
-            await ws.wait_closed()
+            async for message in ws:  # what clients send (acks in the ack runs) is read and parsed
+                json.loads(message)
+        except ConnectionClosed:
+            pass
         finally:
             self.clients.discard(ws)
 

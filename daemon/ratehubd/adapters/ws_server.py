@@ -18,6 +18,7 @@ import json
 import logging
 import socket
 import ssl as ssl_module
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -25,8 +26,10 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import DATA_OPCODES, Opcode
+from websockets.frames import Frame as WsFrame
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
 
 from ratehubd.adapters.http_security import HEADERS, HSTS
@@ -91,9 +94,39 @@ _closing: set[asyncio.Task[None]] = set()  # closes in flight (the loop keeps we
 
 
 class HubConnection(ServerConnection):
-    """A hub connection, and which request paths its listener answers."""
+    """A hub connection, and which request paths its listener answers.
+
+    Once the client's session is attached (``on_text``), a whole text message is handed
+    to the hub right in the protocol callback that parsed it: no queue, no wakeup of the
+    connection's task. That is most of what a message from a client costs, and a
+    confirming terminal sends one (``ack``) for every frame it gets. Anything else
+    (a fragmented or binary message, invalid UTF-8) takes websockets' own path, the
+    handler's ``async for``, and so does every later message of that connection, so
+    messages are always handled in the order they came.
+    """
 
     paths: tuple[str, ...] = (WS_PATH,)
+    on_text: Callable[[str], None] | None = None
+    _queued = False  # a message went to websockets' queue: keep the order, use it from now
+
+    def process_event(self, event: Event) -> None:
+        on_text = self.on_text
+        if on_text is not None and not self._queued and isinstance(event, WsFrame):
+            if event.opcode is Opcode.TEXT and event.fin:
+                try:
+                    text = str(event.data, "utf-8")
+                except UnicodeDecodeError:
+                    pass  # websockets' path closes with 1007
+                else:
+                    try:
+                        on_text(text)
+                    except Exception:
+                        log.error("hub message handling failed", exc_info=True)
+                        self.transport.abort()
+                    return
+            if event.opcode in DATA_OPCODES:
+                self._queued = True
+        super().process_event(event)
 
 
 class _Server(Server):
@@ -256,6 +289,9 @@ class HubEndpoint:
         peer = connection.remote_address
         if isinstance(peer, tuple) and len(peer) >= 2:
             session.remote = f"{peer[0]}:{peer[1]}"
+        if isinstance(connection, HubConnection):
+            sid = session.id
+            connection.on_text = lambda text: pump.receive(sid, text)
         try:
             async for message in connection:
                 if isinstance(message, bytes):
@@ -265,4 +301,6 @@ class HubEndpoint:
         except ConnectionClosed:
             pass
         finally:
+            if isinstance(connection, HubConnection):
+                connection.on_text = None
             pump.detach(session.id)
