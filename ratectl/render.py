@@ -195,7 +195,7 @@ def status_view(status: Mapping[str, Any]) -> RenderableType:
     parts: list[RenderableType] = []
     for section, body in status.items():
         parts.append(Text(section, style="bold underline"))
-        parts.append(_kv(body) if isinstance(body, Mapping) else Text(_scalar(body)))
+        parts.append(_kv(body) if isinstance(body, Mapping) else Text(_field(section, body)))
         parts.append(Text(""))
     return Group(*parts[:-1])
 
@@ -205,18 +205,32 @@ def _kv(body: Mapping[str, Any]) -> Table:
     t.add_column(style="dim", no_wrap=True)
     t.add_column()
     for key, value in body.items():
-        t.add_row(key, _value(value))
+        t.add_row(key, _value(key, value))
     return t
 
 
-def _value(value: Any) -> RenderableType:
+def _value(key: str, value: Any) -> RenderableType:
     if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
         cols = list(dict.fromkeys(k for v in value.values() for k in v))
         t = table("", *(_header(c) for c in cols))
         for name, row in value.items():
-            t.add_row(name, *(_scalar(row.get(c)) for c in cols))
+            t.add_row(name, *(_field(c, row.get(c)) for c in cols))
         return t
-    return Text(_scalar(value))
+    return Text(_field(key, value))
+
+
+# Epoch milliseconds between 2001 and 2286: a time, when the key names one.
+_EPOCH_MS = range(10**12, 10**13)
+
+
+def _field(key: str, value: Any) -> str:
+    """A value as people read it: the wire's epoch-millisecond times (``timestamp``,
+    ``...At``) in ISO 8601, UTC, said so."""
+    timed = key == "timestamp" or key.endswith(("At", "Time"))
+    if timed and isinstance(value, int) and not isinstance(value, bool) and value in _EPOCH_MS:
+        when = datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds")
+        return when.replace("+00:00", "Z") + " (UTC)"
+    return _scalar(value)
 
 
 def _header(key: str) -> str:

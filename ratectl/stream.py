@@ -205,6 +205,7 @@ async def follow(f: Follow) -> None:
 
     delays = f.delays()
     connected_once = False
+    said = ""  # what was said about this outage: a reason is told once, not per attempt
     headers = {"Authorization": f"Bearer {f.token}"} if f.token else {}
     while True:
         url = ws_url(f.url, f.store, f.tracker.resume_params())
@@ -215,10 +216,10 @@ async def follow(f: Follow) -> None:
         except InvalidStatus as exc:
             reason = _refused(exc.response.status_code, exc.response.body, f.url)
         except (OSError, TimeoutError, InvalidHandshake) as exc:
-            reason = str(exc) or type(exc).__name__
+            reason = unreachable(exc, f.url, f.timeout)
             if not connected_once:
                 raise Unreachable(
-                    f"cannot reach the ratehubd hub at {f.url} ({reason}); is it running? "
+                    f"cannot reach the ratehubd hub: {reason}; is it running? "
                     "Start it with `ratehubd`, or point --url / RATECTL_URL at it"
                 ) from None
         else:
@@ -226,6 +227,7 @@ async def follow(f: Follow) -> None:
             try:
                 if f.on_open is not None:
                     f.on_open(ws)
+                said = ""
                 ended = await _session(f, ws)
             finally:
                 await ws.close()
@@ -233,8 +235,26 @@ async def follow(f: Follow) -> None:
                 return
             reason = ended
         delay = next(delays)
-        f.on_notice(f"{reason}; reconnecting in {delay:.1f} s")
+        if reason != said:
+            later = "" if not said else ", then with backoff until it is back"
+            f.on_notice(f"{reason}; reconnecting in {delay:.1f} s{later}")
+            said = reason
         await asyncio.sleep(delay)
+
+
+def unreachable(exc: BaseException, url: str, timeout: float) -> str:
+    """Why a connection attempt failed, in words (not ``[Errno 111] Connect call failed``)."""
+    from websockets.exceptions import InvalidHandshake
+
+    if isinstance(exc, ConnectionRefusedError):
+        return f"daemon unreachable at {url} (nothing listens there)"
+    if isinstance(exc, TimeoutError):
+        return f"daemon unreachable at {url} (no answer within {timeout:g} s)"
+    if isinstance(exc, InvalidHandshake):
+        return f"{url} did not answer as a ratehub hub ({exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"daemon unreachable at {url} ({exc.strerror.lower()})"
+    return f"daemon unreachable at {url} ({exc or type(exc).__name__})"
 
 
 async def _session(f: Follow, ws: Any) -> str | None:

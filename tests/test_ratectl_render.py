@@ -164,6 +164,19 @@ def test_status_view_renders_sections_and_nested_tables() -> None:
     assert out.splitlines()[-1].split() == ["status", "healthy"]
 
 
+def test_status_view_prints_times_as_people_read_them() -> None:
+    status = {
+        "integration": {"status": "healthy", "timestamp": 1767614400123, "uptimeSeconds": 12.5},
+        "websocketHub": {"terminals": {"s1": {"staleSinceMs": None, "connectedAt": 1767614400000}}},
+        "timestamp": 1767614400123,
+    }
+    out = " ".join(text(render.status_view(status)).split())
+    assert "timestamp 2026-01-05T12:00:00.123Z (UTC)" in out
+    assert out.endswith("2026-01-05T12:00:00.123Z (UTC)")
+    assert "1767614400" not in out
+    assert "uptimeSeconds 12.5" in out  # a number that is not a time stays a number
+
+
 def test_tail_lines_one_per_rate_with_seq() -> None:
     msg = {
         "type": "rate_update",

@@ -212,6 +212,45 @@ async def test_reconnects_and_replays_what_happened_while_away(runtime: Any) -> 
     assert "2 missed event(s) replayed" in " ".join(rec.notices)
 
 
+async def test_an_outage_is_told_once_in_words_not_at_every_attempt(
+    make_config: Any,
+) -> None:
+    from ratehubd.runtime import Runtime
+
+    rt = Runtime(make_config())
+    await rt.start()
+    rec = Recorder()
+    attempts = 0
+
+    def delays() -> Iterator[float]:
+        nonlocal attempts
+        while True:
+            attempts += 1
+            yield 0.05
+
+    f = make(rt, rec, Tracker())
+    f.delays = delays
+    task = asyncio.create_task(follow(f))
+    try:
+        await rec.until(lambda: rec.messages)
+        await rt.stop()  # the daemon is gone and stays gone
+        await asyncio.wait_for(_until(lambda: attempts >= 5), timeout(10))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    away = [n for n in rec.notices if "unreachable" in n]
+    assert len(away) == 1, rec.notices
+    where = f"http://127.0.0.1:{rt.api_port}"
+    assert f"daemon unreachable at {where} (nothing listens there)" in away[0]
+    assert "then with backoff until it is back" in away[0]
+    assert not any("Errno" in n for n in rec.notices)
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)
+
+
 async def test_a_position_from_another_epoch_reports_the_gap(runtime: Any) -> None:
     tracker = Tracker()
     tracker.seq, tracker.epoch = 0, "not-this-database"

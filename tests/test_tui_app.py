@@ -309,6 +309,25 @@ async def test_lock_dialog_checks_the_ttl_and_the_pair() -> None:
         assert screen.errors_shown()["pair"].startswith("XAU/CAD is not priced here")
 
 
+async def test_a_dialog_is_for_the_highlighted_row_even_right_after_a_move() -> None:
+    """The key that opens a dialog can overtake the table's PairSelected message."""
+    app = app_()
+    async with app.run_test(size=SIZE) as pilot:
+        await feed(pilot, FROZEN)
+        table = app.query_one(RatesTable)
+        for action, kind in ((app.action_override, OverrideScreen), (app.action_lock, LockScreen)):
+            before = table.selected
+            table.action_cursor(1)  # no pause: the selection message is still queued
+            assert table.selected != before
+            action()
+            await pilot.pause()
+            assert isinstance(app.screen, kind)
+            assert app.screen.query_one("#pair", Input).value == table.selected
+            await pilot.press("escape")
+        await pilot.press("down", "o")  # and as typed
+        assert app.screen.query_one("#pair", Input).value == table.selected
+
+
 async def test_lock_idempotency_key_follows_the_request() -> None:
     screen = LockScreen(pair="USD/CAD", store="s1", known=set(), hint="", submit=dict)
     body = {"currencyPair": "USD/CAD", "ttlSeconds": 300, "storeId": "s1"}

@@ -45,6 +45,21 @@ def test_change_is_relative_to_the_first_mid_in_decimal() -> None:
     assert cells(row, NOW_MS)[COLUMN_KEYS.index("change")].plain == "▼-1.00%"
 
 
+def test_the_change_arrow_agrees_with_its_sign_and_the_mid_shows_the_last_tick() -> None:
+    board = Board()
+    board.apply([rate("USD/CAD", 1.37, 1.33, 1.35)])
+    board.apply([rate("USD/CAD", 1.3565, 1.3165, 1.3365)])  # down 1 %
+    board.apply([rate("USD/CAD", 1.3566, 1.3166, 1.3366)])  # last tick up, still down overall
+    row = board.rows["USD/CAD"]
+    change = cells(row, NOW_MS)[COLUMN_KEYS.index("change")]
+    mid = cells(row, NOW_MS)[COLUMN_KEYS.index("mid")]
+    assert change.plain == "▼-0.99%" and str(change.style) == "red"
+    assert str(mid.style) == "green"  # the last tick went up
+    board.apply([rate("USD/CAD", 1.3965, 1.3565, 1.3765)])  # up overall
+    change = cells(row, NOW_MS)[COLUMN_KEYS.index("change")]
+    assert change.plain == "▲+1.96%" and str(change.style) == "green"
+
+
 def test_history_is_bounded_and_records_mid_moves_only() -> None:
     board = Board(history=3)
     for i in range(6):

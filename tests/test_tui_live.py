@@ -171,11 +171,24 @@ async def test_an_absent_daemon_is_retried() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    app = live(f"http://127.0.0.1:{port}")
+    attempts = 0
+
+    def counted() -> Iterator[float]:
+        nonlocal attempts
+        while True:
+            attempts += 1
+            yield 0.1
+
+    url = f"http://127.0.0.1:{port}"
+    app = RatehubApp(TuiOptions(url=url, token=ADMIN_KEY, store="x", delays=counted, timeout=5))
     async with app.run_test(size=(80, 24)) as pilot:
         status = app.query_one(StatusBar)
-        await until(pilot, lambda: log(app).count("daemon unreachable; retrying") >= 2)
-        assert status.state in ("unreachable", "connecting")
+        await until(pilot, lambda: status.state == "unreachable")
+        assert "[Errno" not in status.detail and "nothing listens there" in status.detail
+        await until(pilot, lambda: attempts >= 4)  # the link keeps trying ...
+        # ... and says so in the log once, in words
+        assert log(app).count("daemon unreachable at") == 1, log(app)
+        assert "retrying in" in log(app) and "[Errno" not in log(app)
 
 
 async def test_reconnects_and_resumes_across_a_daemon_restart(tmp_path: Path) -> None:

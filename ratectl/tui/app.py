@@ -186,11 +186,18 @@ class RatehubApp(App[None]):
     def action_stores(self) -> None:
         self.push_screen(StoresScreen(self.api.stores, self.api.terminals, self.options))
 
+    def _highlighted(self) -> str | None:
+        """The pair under the cursor now. ``selected`` follows the table's messages, which
+        a key pressed right after a cursor move can overtake: a dialog opened then was for
+        the pair before."""
+        self.selected = self.rates_table.selected
+        return self.selected
+
     def action_override(self) -> None:
         if self.read_only:
             return
         screen = OverrideScreen(
-            pair=self.selected or "",
+            pair=self._highlighted() or "",
             store=self.store,
             known=set(self.board.rows),
             hint=self._hint(),
@@ -203,7 +210,7 @@ class RatehubApp(App[None]):
         if self.read_only:
             return
         screen = LockScreen(
-            pair=self.selected or "",
+            pair=self._highlighted() or "",
             store=self.store,
             known=set(self.board.rows),
             hint=self._hint(),

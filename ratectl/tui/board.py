@@ -146,7 +146,7 @@ def cells(row: PairRow, now_ms: int) -> tuple[Text, ...]:
         Text(row.pair, style="bold"),
         Text(on_tick(row.buy, row.tick), style="green", justify="right"),
         Text(on_tick(row.sell, row.tick), style="cyan", justify="right"),
-        Text(_mid(row), justify="right"),
+        Text(_mid(row), style=TICK_STYLE[row.direction], justify="right"),
         _change(row),
         Text(row.source, style="yellow" if row.override else "", overflow="ellipsis"),
         Text(row.override or "", style="bold yellow"),
@@ -178,8 +178,13 @@ def _mid(row: PairRow) -> str:
     return finer if len(finer) <= MID_WIDTH else on_tick(row.mid, row.tick)
 
 
+# The last tick's direction colours the mid; the arrow and sign in CHG are the change since
+# the dashboard opened, so they always agree (an arrow for the last tick next to the change
+# since opening read as "▲-0.01%").
+TICK_STYLE = {1: "green", -1: "red", 0: ""}
+
+
 def _change(row: PairRow) -> Text:
     pct = row.change * 100
-    arrow = {1: "▲", -1: "▼"}.get(row.direction, " ")
-    style = "green" if pct > 0 else "red" if pct < 0 else "dim"
+    arrow, style = ("▲", "green") if pct > 0 else ("▼", "red") if pct < 0 else (" ", "dim")
     return Text(f"{arrow}{pct:+.2f}%", style=style, justify="right")

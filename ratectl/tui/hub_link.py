@@ -112,6 +112,7 @@ class HubLink(Widget):
             on_open=self._opened,
         )
         delays = o.delays()
+        told = False  # the outage is told once, not at every attempt
         while True:
             self.post_message(self.Status("connecting", o.url))
             try:
@@ -120,7 +121,14 @@ class HubLink(Widget):
             except Unreachable as exc:
                 delay = next(delays)
                 self.post_message(self.Status("unreachable", f"{exc.message}"))
-                self.post_message(self.Notice(f"daemon unreachable; retrying in {delay:.1f} s"))
+                if not told:
+                    self.post_message(
+                        self.Notice(
+                            f"daemon unreachable at {o.url}; retrying in {delay:.1f} s, then "
+                            "with backoff until it is back"
+                        )
+                    )
+                    told = True
                 await asyncio.sleep(delay)
             except CtlError as exc:  # the key was refused, or the hub said no: retry cannot help
                 self.post_message(self.Status("refused", exc.message))
