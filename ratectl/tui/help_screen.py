@@ -18,10 +18,12 @@ from textual.widgets import Static
 
 LEGEND = (
     ("BUY / SELL", "what a customer pays / receives for one unit of the base currency"),
-    ("MID", "the mid rate (one digit finer than the pair's tick); green: the last tick"
-     " moved it up, red: down"),
-    ("CHG", "change of the mid since the dashboard opened: ▲ up, ▼ down (sign and arrow"
-     " agree)"),
+    (
+        "MID",
+        "the mid rate (one digit finer than the pair's tick); green: the last tick"
+        " moved it up, red: down",
+    ),
+    ("CHG", "change of the mid since the dashboard opened: ▲ up, ▼ down (sign and arrow agree)"),
     ("SOURCE", "market, or manual when an override sets the rate"),
     ("OVR", "an override applies: store (this store's own) or all (a global one)"),
     ("AGE", "how old the market data behind the rate is; STALE: too old, locks are refused"),
