@@ -18,9 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from ratehubd import auth, wire
 from ratehubd.adapters import http_board, http_keys, http_security
+from ratehubd.adapters.http_contract import AUTHED, body, errors, install, returns
 from ratehubd.auth import ApiKey, read_scope, require
 from ratehubd.errors import InvalidRequest, RatehubError, RateLimited
 from ratehubd.store.audit import AuditQuery
@@ -95,51 +97,103 @@ def create_app(rt: Runtime) -> FastAPI:
         return _fail(400, InvalidRequest.code, _field_errors(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _fail(exc.status_code, "http_error", str(exc.detail))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        resp = _fail(exc.status_code, "http_error", str(exc.detail))
+        resp.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names the first route on the path; a path with a route per
+            # method (GET and POST /api/keys) takes them all.
+            resp.headers["Allow"] = ", ".join(_methods(app, request.url.path))
+        return resp
 
     app.state.runtime = rt
 
-    @app.get("/healthz", tags=["system"])
+    @app.get("/healthz", tags=["system"], responses=returns(dict[str, Any]))
     async def healthz() -> JSONResponse:
         return ok({"status": "ok", "version": VERSION})
 
-    @app.get("/api/rates/get", tags=["rates"])
+    @app.get(
+        "/api/rates/get",
+        tags=["rates"],
+        responses={**returns(list[wire.Rate]), **errors(400, *AUTHED)},
+    )
     async def get_rates(key: Key, storeId: StoreQ = None) -> JSONResponse:
         store = read_scope(key, storeId or None)
         require(key, auth.RATES_READ, store)
         return ok(rt.service.rates(store))
 
-    @app.get("/api/stores", tags=["stores"])
+    @app.get(
+        "/api/stores",
+        tags=["stores"],
+        responses={**returns(list[wire.StoreScreens]), **errors(*AUTHED)},
+    )
     async def stores(key: Key) -> JSONResponse:
         rows = [r for r in rt.stores() if key.can_read(r["storeId"])]
         return ok([wire.StoreScreens(**r).model_dump() for r in rows])
 
-    @app.get("/api/stores/{store_id}/terminals", tags=["stores"])
+    @app.get(
+        "/api/stores/{store_id}/terminals",
+        tags=["stores"],
+        responses={**returns(list[wire.Terminal]), **errors(*AUTHED)},
+    )
     async def store_terminals(key: Key, store_id: str) -> JSONResponse:
         require(key, auth.RATES_READ, store_id)
         return ok([wire.Terminal(**t).model_dump() for t in rt.terminals(store_id)])
 
-    @app.post("/api/rates/set", tags=["rates"])
+    @app.post(
+        "/api/rates/set",
+        tags=["rates"],
+        responses={**returns(wire.Rate), **errors(400, 409, *AUTHED)},
+        openapi_extra=body(wire.SetRateRequest),
+    )
     async def set_rate(key: Key, request: Request) -> JSONResponse:
         req = _validate(wire.SetRateRequest, await _json_body(request))
         require(key, auth.RATES_WRITE, req.storeId or None)
         return ok(await rt.service.set_override(req, key.id))
 
-    @app.post("/api/rates/clear", tags=["rates"])
+    @app.post(
+        "/api/rates/clear",
+        tags=["rates"],
+        responses={**returns(wire.Rate), **errors(400, 404, 409, *AUTHED)},
+        openapi_extra=body(wire.ClearRateRequest),
+    )
     async def clear_rate(key: Key, request: Request) -> JSONResponse:
         req = _validate(wire.ClearRateRequest, await _json_body(request))
         require(key, auth.RATES_WRITE, req.storeId or None)
         return ok(await rt.service.clear_override(req.currencyPair, req.storeId or None, key.id))
 
-    @app.get("/api/rates/overrides", tags=["rates"])
+    @app.get(
+        "/api/rates/overrides",
+        tags=["rates"],
+        responses={**returns(list[dict[str, Any]]), **errors(400, *AUTHED)},
+    )
     async def list_overrides(key: Key, storeId: StoreQ = None) -> JSONResponse:
         store = read_scope(key, storeId or None)
         require(key, auth.RATES_READ, store)
         return ok(rt.service.overrides(store))
 
-    @app.post("/api/rates/lock", tags=["locks"])
-    @app.post("/api/rates/locks", tags=["locks"], include_in_schema=False)
+    @app.post(
+        "/api/rates/lock",
+        tags=["locks"],
+        responses={
+            **returns(wire.RateLock, 201, "A new lock"),
+            **returns(wire.RateLock, 200, "The lock this idempotency key already made"),
+            **errors(400, 409, *AUTHED),
+        },
+        openapi_extra=body(wire.LockCreateRequest),
+    )
+    @app.post(
+        "/api/rates/locks",
+        tags=["locks"],
+        deprecated=True,
+        summary="Create Lock (alias of POST /api/rates/lock)",
+        responses={
+            **returns(wire.RateLock, 201, "A new lock"),
+            **returns(wire.RateLock, 200, "The lock this idempotency key already made"),
+            **errors(400, 409, *AUTHED),
+        },
+        openapi_extra=body(wire.LockCreateRequest),
+    )
     async def create_lock(key: Key, request: Request) -> JSONResponse:
         """The guide's createRateLock: freeze a store's buy/sell for ttlSeconds."""
         body = await _json_body(request)
@@ -154,7 +208,11 @@ def create_app(rt: Runtime) -> FastAPI:
         resp.status_code = 201 if created else 200
         return resp
 
-    @app.get("/api/rates/locks", tags=["locks"])
+    @app.get(
+        "/api/rates/locks",
+        tags=["locks"],
+        responses={**returns(list[wire.RateLock]), **errors(400, *AUTHED)},
+    )
     async def list_locks(
         key: Key, storeId: StoreQ = None, state: str | None = None
     ) -> JSONResponse:
@@ -162,26 +220,42 @@ def create_app(rt: Runtime) -> FastAPI:
         require(key, auth.RATES_READ, store)
         return ok(rt.service.locks(store, state))
 
-    @app.get("/api/rates/locks/{lock_id}", tags=["locks"])
+    @app.get(
+        "/api/rates/locks/{lock_id}",
+        tags=["locks"],
+        responses={**returns(wire.RateLock), **errors(404, *AUTHED)},
+    )
     async def show_lock(key: Key, lock_id: str) -> JSONResponse:
         auth.require_some(key, auth.RATES_READ)
         data = rt.service.lock(lock_id)
         require(key, auth.RATES_READ, data["storeId"])
         return ok(data)
 
-    @app.post("/api/rates/locks/{lock_id}/consume", tags=["locks"])
+    @app.post(
+        "/api/rates/locks/{lock_id}/consume",
+        tags=["locks"],
+        responses={**returns(wire.RateLock), **errors(404, 409, *AUTHED)},
+    )
     async def consume_lock(key: Key, lock_id: str) -> JSONResponse:
         auth.require_some(key, auth.RATES_WRITE)
         require(key, auth.RATES_WRITE, rt.service.lock(lock_id)["storeId"])
         return ok(await rt.service.consume_lock(lock_id, key.id))
 
-    @app.post("/api/rates/locks/{lock_id}/release", tags=["locks"])
+    @app.post(
+        "/api/rates/locks/{lock_id}/release",
+        tags=["locks"],
+        responses={**returns(wire.RateLock), **errors(404, 409, *AUTHED)},
+    )
     async def release_lock(key: Key, lock_id: str) -> JSONResponse:
         auth.require_some(key, auth.RATES_WRITE)
         require(key, auth.RATES_WRITE, rt.service.lock(lock_id)["storeId"])
         return ok(await rt.service.release_lock(lock_id, key.id))
 
-    @app.get("/api/rates/breaches", tags=["rates"])
+    @app.get(
+        "/api/rates/breaches",
+        tags=["rates"],
+        responses={**returns(list[dict[str, Any]]), **errors(*AUTHED)},
+    )
     async def breaches(key: Key) -> JSONResponse:
         """Every active breach; a store key sees its stores' and the global ones."""
         auth.require_some(key, auth.RATES_READ)
@@ -192,12 +266,20 @@ def create_app(rt: Runtime) -> FastAPI:
             ]
         return ok(data)
 
-    @app.get("/api/rates/market", tags=["rates"])
+    @app.get(
+        "/api/rates/market",
+        tags=["rates"],
+        responses={**returns(list[wire.MarketData]), **errors(*AUTHED)},
+    )
     async def market(key: Key) -> JSONResponse:
         require(key, auth.MARKET_READ)
         return ok(rt.service.market())
 
-    @app.get("/api/audit", tags=["audit"])
+    @app.get(
+        "/api/audit",
+        tags=["audit"],
+        responses={**returns(list[dict[str, Any]]), **errors(400, *AUTHED)},
+    )
     async def audit_records(
         key: Key,
         since: str | None = None,
@@ -228,20 +310,38 @@ def create_app(rt: Runtime) -> FastAPI:
         )
         return ok(await rt.audit_query(q))
 
-    @app.get("/api/audit/verify", tags=["audit"])
+    @app.get(
+        "/api/audit/verify",
+        tags=["audit"],
+        responses={**returns(dict[str, Any]), **errors(*AUTHED)},
+    )
     async def audit_verify(key: Key) -> JSONResponse:
         """Check the whole hash chain; ``ok`` false names the first bad record."""
         require(key, auth.AUDIT_READ)
         return ok(await rt.audit_verify())
 
-    @app.get("/api/system/status", tags=["system"])
+    @app.get(
+        "/api/system/status",
+        tags=["system"],
+        responses={**returns(dict[str, Any]), **errors(*AUTHED)},
+    )
     async def status(key: Key) -> JSONResponse:
         require(key, auth.STATUS_READ)
         return ok(rt.status())
 
     http_keys.add_routes(app, rt)
     http_board.add_routes(app, rt)
+    install(app)
     return app
+
+
+def _methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of ``path`` takes."""
+    found: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.path_regex.match(path):
+            found |= route.methods or set()
+    return sorted(found)
 
 
 def _validate(model: type[M], body: Any) -> M:

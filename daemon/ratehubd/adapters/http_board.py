@@ -21,6 +21,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ratehubd import auth
+from ratehubd.adapters.http_contract import AUTHED, errors
 from ratehubd.adapters.http_security import bearer
 from ratehubd.adapters.ws_common import WS_PATH, check_origin
 from ratehubd.errors import Forbidden, InvalidRequest, RatehubError, Unauthorized
@@ -37,7 +38,9 @@ THEMES = ("dark", "light")
 
 Token = Annotated[str | None, Query(description="a store key (browsers cannot send headers)")]
 Pairs = Annotated[str | None, Query(description="pairs to show, comma-separated")]
-Theme = Annotated[str, Query(description="dark or light")]
+Theme = Annotated[
+    str, Query(description="dark or light", json_schema_extra={"enum": ["dark", "light"]})
+]
 
 
 @cache
@@ -114,7 +117,12 @@ def add_routes(app: FastAPI, rt: Runtime) -> None:
         )
         return HTMLResponse(page, headers={"Content-Security-Policy": CSP})
 
-    @app.get("/board", tags=["board"], response_class=HTMLResponse)
+    @app.get(
+        "/board",
+        tags=["board"],
+        response_class=HTMLResponse,
+        responses=errors(400, *AUTHED, media="text/html"),
+    )
     async def board_page(
         request: Request,
         storeId: str | None = None,
@@ -125,7 +133,12 @@ def add_routes(app: FastAPI, rt: Runtime) -> None:
         """The store rate board for ``storeId`` (a store key's own store when omitted)."""
         return render(request, storeId or None, token, pairs, theme)
 
-    @app.get("/board/{store_id}", tags=["board"], response_class=HTMLResponse)
+    @app.get(
+        "/board/{store_id}",
+        tags=["board"],
+        response_class=HTMLResponse,
+        responses=errors(400, 404, *AUTHED, media="text/html"),
+    )
     async def board_store_page(
         request: Request,
         store_id: str,

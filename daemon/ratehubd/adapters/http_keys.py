@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ratehubd import auth
+from ratehubd.adapters.http_contract import AUTHED, body, errors, returns
 from ratehubd.adapters.http_security import authenticate
 from ratehubd.auth import ApiKey, require
 from ratehubd.errors import InvalidRequest
@@ -29,7 +30,9 @@ class KeyCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="What the key is for, e.g. 'store123 terminal'.")
-    role: str = Field(description="admin, store, read-only or feed.")
+    role: str = Field(
+        description="admin, store, read-only or feed.", json_schema_extra={"enum": list(auth.ROLES)}
+    )
     stores: list[str] = Field(default_factory=list, description="A store key's store ids.")
     origins: list[str] = Field(
         default_factory=list, description="Browser origins it may be used from; empty: any."
@@ -59,7 +62,16 @@ def parse(model: type[M], body: Any) -> M:
 def add_routes(app: FastAPI, rt: Runtime) -> None:
     from ratehubd.adapters.http_api import _json_body, ok
 
-    @app.post("/api/keys", tags=["keys"], status_code=201)
+    @app.post(
+        "/api/keys",
+        tags=["keys"],
+        status_code=201,
+        responses={
+            **returns(dict[str, Any], 201, "The new key, with its secret"),
+            **errors(400, 409, *AUTHED),
+        },
+        openapi_extra=body(KeyCreateRequest),
+    )
     async def create_key(key: Key, request: Request) -> JSONResponse:
         """A new key; the reply's ``secret`` is shown this once and never again."""
         require(key, auth.KEYS_MANAGE)
@@ -69,13 +81,20 @@ def add_routes(app: FastAPI, rt: Runtime) -> None:
         resp.status_code = 201
         return resp
 
-    @app.get("/api/keys", tags=["keys"])
+    @app.get(
+        "/api/keys", tags=["keys"], responses={**returns(list[dict[str, Any]]), **errors(*AUTHED)}
+    )
     async def list_keys(key: Key) -> JSONResponse:
         """Every key, revoked ones too; never a secret."""
         require(key, auth.KEYS_MANAGE)
         return ok(await rt.key_service.list())
 
-    @app.post("/api/keys/{key_id}/revoke", tags=["keys"])
+    @app.post(
+        "/api/keys/{key_id}/revoke",
+        tags=["keys"],
+        responses={**returns(dict[str, Any]), **errors(400, 404, 409, *AUTHED)},
+        openapi_extra=body(KeyRevokeRequest, required=False),
+    )
     async def revoke_key(key: Key, key_id: str, request: Request) -> JSONResponse:
         """Refuse the key from now on and close its WebSockets (1008)."""
         require(key, auth.KEYS_MANAGE)

@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, RootModel
 
 from ratehubd import auth
 from ratehubd.adapters.http_api import Key, _json_body, ok
+from ratehubd.adapters.http_contract import AUTHED, body, errors, returns
 from ratehubd.auth import ApiKey, require
 from ratehubd.errors import InvalidRequest
 
@@ -16,12 +18,34 @@ if TYPE_CHECKING:
     from ratehubd.runtime import Runtime
 
 
+class PushQuote(BaseModel):
+    symbol: str = Field(description="the base currency, e.g. BTC")
+    priceCAD: float = Field(description="its price in CAD")
+
+
+class PushQuotes(BaseModel):
+    quotes: list[PushQuote]
+
+
+class PushBody(RootModel[PushQuote | PushQuotes]):
+    """One quote, or several."""
+
+
+class BreakerReset(BaseModel):
+    reason: str | None = Field(default=None, description="why; kept in the audit trail")
+
+
 def require_feed(key: ApiKey) -> None:
     require(key, auth.MARKET_PUSH)
 
 
 def add_market_routes(app: FastAPI, rt: Runtime) -> None:
-    @app.post("/api/rates/push", tags=["market"])
+    @app.post(
+        "/api/rates/push",
+        tags=["market"],
+        responses={**returns(Any), **errors(400, *AUTHED)},
+        openapi_extra=body(PushBody),
+    )
     async def push(key: Key, request: Request) -> JSONResponse:
         """A script's (or the dashboard's pushRateData) price: ``{"symbol": "BTC",
         "priceCAD": 97000}`` or ``{"quotes": [...]}``; only feed and admin keys."""
@@ -35,14 +59,23 @@ def add_market_routes(app: FastAPI, rt: Runtime) -> None:
         ]
         return ok(results if "quotes" in body else results[0])
 
-    @app.get("/api/rates/sources", tags=["market"])
+    @app.get(
+        "/api/rates/sources",
+        tags=["market"],
+        responses={**returns(dict[str, Any]), **errors(*AUTHED)},
+    )
     async def sources(key: Key) -> JSONResponse:
         """Per pair: status (live, stale, frozen), breaker, the sources used and each
         source's route health."""
         require(key, auth.MARKET_READ)
         return ok(rt.service.source_health())
 
-    @app.post("/api/rates/sources/{base}/{quote}/reset", tags=["market"])
+    @app.post(
+        "/api/rates/sources/{base}/{quote}/reset",
+        tags=["market"],
+        responses={**returns(dict[str, Any]), **errors(400, 404, *AUTHED)},
+        openapi_extra=body(BreakerReset, required=False),
+    )
     async def reset(key: Key, base: str, quote: str, request: Request) -> JSONResponse:
         """An operator closes a pair's circuit breaker (admin only; audited)."""
         require(key, auth.MARKET_RESET)

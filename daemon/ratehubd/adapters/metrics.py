@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from ratehubd.runtime import Runtime
@@ -144,15 +145,39 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=float(value))
 
 
+class Readiness(BaseModel):
+    """``GET /readyz`` (no key needed)."""
+
+    ready: bool
+    problems: list[str]
+
+
 def add_ops_routes(app: FastAPI, rt: Runtime) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(rt))
 
-    @app.get("/metrics", tags=["system"], include_in_schema=False)
+    @app.get(
+        "/metrics",
+        tags=["system"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format (no key needed)",
+                "content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
-    @app.get("/readyz", tags=["system"])
+    @app.get(
+        "/readyz",
+        tags=["system"],
+        responses={
+            200: {"description": "Ready", "model": Readiness},
+            503: {"description": "Not ready; `problems` says why", "model": Readiness},
+        },
+    )
     async def readyz() -> JSONResponse:
         """200 while serving (database open, market data fresh); 503 with the reasons."""
         problems = await rt.readiness_problems()
