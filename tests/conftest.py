@@ -133,6 +133,19 @@ async def runtime(make_config: Callable[..., Config]) -> AsyncIterator[Any]:
         await rt.stop()
 
 
+class CountedDelays:
+    """Reconnect delays (``Follow.delays``, ``TuiOptions.delays``) that count the attempts."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    def __call__(self) -> Iterator[float]:
+        while True:
+            self.calls += 1
+            yield self.delay
+
+
 @dataclass
 class DaemonProcess:
     proc: subprocess.Popen[str]

@@ -106,6 +106,6 @@ def test_schemathesis_finds_nothing(daemon: tuple[DaemonProcess, list[str]], rol
     else:
         stores = ["s1"] if role == "store" else []
         key = new_key(d, {"name": f"contract {role}", "role": role, "stores": stores})
-    done = schemathesis(d, key, 45 if role == "admin" else 25)
+    done = schemathesis(d, key, 30 if role == "admin" else 15)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Traceback" not in "".join(log), "".join(log)[-4000:]

@@ -13,7 +13,7 @@ import pytest
 from ratectl.errors import AuthError, Unreachable
 from ratectl.stream import Follow, Tracker, backoff, follow, ws_url
 from ratehubd import wire
-from tests.conftest import ADMIN_KEY, timeout
+from tests.conftest import ADMIN_KEY, CountedDelays, timeout
 
 
 def frame(type_: str, seq: int | None = None, epoch: str = "e1", **data: Any) -> dict[str, Any]:
@@ -220,21 +220,14 @@ async def test_an_outage_is_told_once_in_words_not_at_every_attempt(
     rt = Runtime(make_config())
     await rt.start()
     rec = Recorder()
-    attempts = 0
-
-    def delays() -> Iterator[float]:
-        nonlocal attempts
-        while True:
-            attempts += 1
-            yield 0.05
-
+    delays = CountedDelays()
     f = make(rt, rec, Tracker())
     f.delays = delays
     task = asyncio.create_task(follow(f))
     try:
         await rec.until(lambda: rec.messages)
         await rt.stop()  # the daemon is gone and stays gone
-        await asyncio.wait_for(_until(lambda: attempts >= 5), timeout(10))
+        await asyncio.wait_for(_until(lambda: delays.calls >= 5), timeout(10))
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

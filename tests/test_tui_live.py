@@ -29,7 +29,7 @@ from ratectl.tui.options import TuiOptions
 from ratectl.tui.override_screen import OverrideScreen
 from ratectl.tui.status_bar import StatusBar
 from ratehubd.auth import READ_ONLY, new_key
-from tests.conftest import ADMIN_KEY, DaemonProcess, start_daemon, timeout
+from tests.conftest import ADMIN_KEY, CountedDelays, DaemonProcess, start_daemon, timeout
 from tests.tui_support import until
 
 PAIRS = {"USD/CAD", "EUR/CAD", "GBP/CAD", "BTC/CAD", "ETH/CAD"}
@@ -171,21 +171,14 @@ async def test_an_absent_daemon_is_retried() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    attempts = 0
-
-    def counted() -> Iterator[float]:
-        nonlocal attempts
-        while True:
-            attempts += 1
-            yield 0.1
-
+    delays = CountedDelays(0.1)
     url = f"http://127.0.0.1:{port}"
-    app = RatehubApp(TuiOptions(url=url, token=ADMIN_KEY, store="x", delays=counted, timeout=5))
+    app = RatehubApp(TuiOptions(url=url, token=ADMIN_KEY, store="x", delays=delays, timeout=5))
     async with app.run_test(size=(80, 24)) as pilot:
         status = app.query_one(StatusBar)
         await until(pilot, lambda: status.state == "unreachable")
         assert "[Errno" not in status.detail and "nothing listens there" in status.detail
-        await until(pilot, lambda: attempts >= 4)  # the link keeps trying ...
+        await until(pilot, lambda: delays.calls >= 4)  # the link keeps trying ...
         # ... and says so in the log once, in words
         assert log(app).count("daemon unreachable at") == 1, log(app)
         assert "retrying in" in log(app) and "[Errno" not in log(app)

@@ -87,6 +87,15 @@ def app_with(answers: Answers, **kw: Any) -> RatehubApp:
     return app
 
 
+async def open_stores(pilot: Any) -> StoresScreen:
+    """Press ``t`` and wait for the screen's first read."""
+    await pilot.press("t")
+    screen = pilot.app.screen
+    assert isinstance(screen, StoresScreen)
+    await until(pilot, lambda: screen.loads > 0)
+    return screen
+
+
 def table_keys(screen: Any) -> list[str | None]:
     table = screen.query_one(DataTable)
     return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
@@ -96,10 +105,7 @@ async def test_t_opens_the_stores_screen_stale_first_and_enter_opens_terminals()
     answers = Answers()
     app = app_with(answers)
     async with app.run_test(size=(80, 16)) as pilot:
-        await pilot.press("t")
-        screen = app.screen
-        assert isinstance(screen, StoresScreen)
-        await until(pilot, lambda: screen.loads > 0)
+        screen = await open_stores(pilot)
         await pilot.pause()
         assert table_keys(screen) == ["s7", "s1", "s3"]  # the stale store on top
         assert_snapshot(app, "stores")
@@ -142,10 +148,7 @@ async def test_live_refresh_keeps_the_cursor_on_its_store() -> None:
     answers = Answers()
     app = app_with(answers)
     async with app.run_test(size=(80, 16)) as pilot:
-        await pilot.press("t")
-        screen = app.screen
-        assert isinstance(screen, StoresScreen)
-        await until(pilot, lambda: screen.loads > 0)
+        screen = await open_stores(pilot)
         await pilot.press("down")  # s1
         answers.stores = [store("s1", stale=1), store("s3", unconfirmed=2), store("s9", current=1)]
         seen = screen.loads
@@ -159,10 +162,7 @@ async def test_a_failed_read_keeps_the_rows_and_says_why() -> None:
     answers = Answers()
     app = app_with(answers)
     async with app.run_test(size=(80, 16)) as pilot:
-        await pilot.press("t")
-        screen = app.screen
-        assert isinstance(screen, StoresScreen)
-        await until(pilot, lambda: screen.loads > 0)
+        screen = await open_stores(pilot)
         answers.down = True
         seen = screen.loads
         await until(pilot, lambda: screen.loads > seen)
@@ -181,7 +181,11 @@ async def test_a_failed_read_keeps_the_rows_and_says_why() -> None:
 async def test_against_a_daemon_a_terminal_that_stops_acking_turns_its_store_red(
     make_config: Callable[..., Config],
 ) -> None:
-    rt = Runtime(make_config(hub={"confirm_timeout_ms": 200}))
+    # A feed that does not tick: the only new table is the override's, so the terminal is
+    # current until then (with ticks it would go stale between its acks).
+    rt = Runtime(
+        make_config(hub={"confirm_timeout_ms": 200}, feed={"update_frequency_ms": 3_600_000})
+    )
     await rt.start()
     base = f"http://127.0.0.1:{rt.api_port}"
     options = TuiOptions(url=base, token=ADMIN_KEY, store=None, poll_interval=0.1, timeout=5)
