@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 VERSION = "0.1.0"
 M = TypeVar("M", bound=BaseModel)
+MAX_INT = 2**63 - 1  # the databases' INTEGER: a larger seq was a 500 (OverflowError)
 
 
 def ok(data: Any) -> JSONResponse:
@@ -288,9 +289,9 @@ def create_app(rt: Runtime) -> FastAPI:
         pair: str | None = None,
         actor: str | None = None,
         type: Annotated[list[str] | None, Query()] = None,
-        afterSeq: int | None = None,
-        beforeSeq: int | None = None,
-        limit: int = 1000,
+        afterSeq: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
+        beforeSeq: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_INT)] = 1000,
         order: str = "desc",
     ) -> JSONResponse:
         """The audit trail, newest first; filters combine with AND (``type`` may repeat or
