@@ -62,11 +62,16 @@ def new_key(d: DaemonProcess, body: dict[str, Any]) -> str:
 
 
 def schemathesis(d: DaemonProcess, key: str, seconds: int) -> subprocess.CompletedProcess[str]:
+    """One run, from the state directory's parent: its cache stays out of the source tree."""
     cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run"]
     cmd += [f"{d.url}/openapi.json", "-H", f"Authorization: Bearer {key}", "--checks", "all"]
     cmd += ["--max-examples", "10", "--max-time", str(seconds), "--seed", "1"]
     return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout(seconds + 120), cwd=ROOT
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout(seconds + 120),
+        cwd=d.state_dir.parent,
     )
 
 
