@@ -33,7 +33,7 @@ PUBLIC = {
     "/metrics",
     "/docs",
     "/docs/oauth2-redirect",
-    "/redoc",
+    "/docs/assets/{name}",
     "/openapi.json",
 }
 # HTML pages and their assets, with their own principal matrix in test_board.py (their

@@ -83,6 +83,9 @@ def test_build_makes_an_sdist_and_a_wheel_with_the_data_files(dist: Path) -> Non
         "ratehubd/py.typed",
         "ratehubd/board/board.html",
         "ratehubd/board/board.js",
+        "ratehubd/docs/swagger-ui-bundle.js",
+        "ratehubd/docs/swagger-ui.css",
+        "ratehubd/docs/LICENSE",
     ):
         assert needed in names, f"{needed} is not in {wheel.name}"
     assert not any(n.startswith(("daemon/", "tests/")) for n in names)  # no "daemon" package

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from ratehubd import auth, wire
-from ratehubd.adapters import http_board, http_keys, http_security
+from ratehubd.adapters import http_board, http_docs, http_keys, http_security
 from ratehubd.adapters.http_contract import AUTHED, body, errors, install, returns
 from ratehubd.auth import ApiKey, read_scope, require
 from ratehubd.errors import InvalidRequest, RatehubError, RateLimited
@@ -83,6 +83,8 @@ def create_app(rt: Runtime) -> FastAPI:
         version=VERSION,
         description="Rates for a chain of currency-exchange stores. Envelope: "
         "{success, data, error, timestamp}. Auth: Authorization: Bearer <key>.",
+        docs_url=None,  # http_docs serves /docs from the daemon, not from a CDN
+        redoc_url=None,
     )
     http_security.add_cors(app, rt.config.server.cors_origins)
 
@@ -332,6 +334,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     http_keys.add_routes(app, rt)
     http_board.add_routes(app, rt)
+    http_docs.add_routes(app)
     install(app)
     return app
 
