@@ -90,3 +90,24 @@ def test_genconfig_and_checkconfig_never_print_a_secret(tmp_path: Path) -> None:
         for secret in ("file-secret-value-456", "987654321", "env-secret-value-123"):
             assert secret not in output
     assert "security.api_secret_key" in res.stderr  # the problem is still named
+
+
+def test_the_daemons_files_are_private(tmp_path: Path) -> None:
+    """The database, its WAL and the key file: readable by the daemon's user only."""
+    state = tmp_path / "state"
+    d = start_daemon(state)
+    try:
+        got = httpx.post(
+            f"{d.url}/api/rates/set",
+            json={"currencyPair": "USD/CAD", "buyRate": 1.37, "sellRate": 1.33},
+            headers={"Authorization": f"Bearer {d.key}"},
+        )
+        assert got.status_code == 200
+        made = [p for p in state.iterdir() if p.is_file()]
+        assert any(p.name == "ratehub.db" for p in made), made
+        for p in made:
+            assert p.stat().st_mode & 0o077 == 0, f"{p.name} is {oct(p.stat().st_mode)}"
+    finally:
+        d.stop()
+        if d.proc.stdout:
+            d.proc.stdout.close()

@@ -237,6 +237,15 @@ async def test_bad_client_type_is_refused(runtime: Runtime) -> None:
     assert info.value.response.status_code == 400
 
 
+@pytest.mark.parametrize("last_seq", ["-5", "abc", str(2**64)])
+async def test_a_bad_last_seq_is_refused(runtime: Runtime, last_seq: str) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(ws_url(runtime, "hub", clientType="store_os", lastSeq=last_seq)):
+            pass
+    assert info.value.response.status_code == 400
+    assert b"lastSeq must be a non-negative integer" in info.value.response.body
+
+
 async def test_heartbeat_arrives(make_config: Callable[..., Config]) -> None:
     rt = Runtime(make_config(env={"WEBSOCKET_HEARTBEAT_INTERVAL": "200"}))
     await rt.start()

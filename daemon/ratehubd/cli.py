@@ -9,6 +9,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +45,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+class TextFormatter(logging.Formatter):
+    """One event, one line: control characters in the message (a store id with a newline,
+    say) are escaped, so a client's value cannot forge a log line. A traceback, added
+    after the message, keeps its lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_CONTROL)
+
+
 def setup_logging(cfg: Config) -> None:
     from ratehubd.logredact import install
 
@@ -53,7 +69,7 @@ def setup_logging(cfg: Config) -> None:
     if cfg.server.log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     level = (
@@ -128,6 +144,9 @@ def main_command(
         print(f"ratehubd: {exc.message}", file=sys.stderr)
         raise typer.Exit(2) from None
     setup_logging(cfg)
+    # Every file the daemon makes (the database and its WAL, key files) is its own: an
+    # audit trail and override history are not for other local users, systemd or not.
+    os.umask(0o077)
     # A watchdog kill is SIGABRT: dump every thread's stack so the journal shows the hang.
     faulthandler.enable()
     from ratehubd.runtime import run

@@ -35,6 +35,9 @@ def check_origin(origin: str | None, allowed: tuple[str, ...]) -> None:
         raise Forbidden(f"origin {origin!r} is not allowed (CORS_ORIGINS)")
 
 
+MAX_SEQ = 2**63 - 1  # the databases' INTEGER
+
+
 def handshake(
     query: Mapping[str, str],
     headers: Mapping[str, str],
@@ -71,9 +74,11 @@ def handshake(
         try:
             last_seq = int(query["lastSeq"])
         except ValueError:
+            last_seq = -1
+        if not 0 <= last_seq <= MAX_SEQ:
             raise InvalidRequest(
-                "lastSeq must be an integer (the seq of the last message received)"
-            ) from None
+                "lastSeq must be a non-negative integer (the seq of the last message received)"
+            )
     return Handshake(key, client_type, store_id, last_seq, query.get("epoch") or None)
 
 
