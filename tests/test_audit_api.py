@@ -75,3 +75,22 @@ async def test_audit_needs_an_admin_key(runtime: Runtime) -> None:
         assert (await c.get("/api/audit")).status_code == 401
         bad = await c.get("/api/audit", headers=AUTH, params={"since": "yesterday"})
         assert bad.status_code == 400 and "since" in bad.json()["error"]
+
+
+async def test_out_of_range_seqs_and_limits_are_a_400_not_a_500(runtime: Runtime) -> None:
+    """A seq past the databases' INTEGER overflowed SQLite (a 500); now a 400 naming it."""
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{runtime.api_port}",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as c:
+        for query in (
+            {"afterSeq": str(2**64)},
+            {"beforeSeq": "-1"},
+            {"limit": "0"},
+            {"limit": str(2**70)},
+        ):
+            got = await c.get("/api/audit", params=query)
+            assert got.status_code == 400, (query, got.text)
+            body = got.json()
+            assert body["code"] == "invalid_request" and next(iter(query)) in body["error"]
+        assert (await c.get("/api/audit", params={"afterSeq": str(2**63 - 1)})).status_code == 200
