@@ -49,7 +49,7 @@ complete -c ratectl -n '__ratectl_at ""' -a status -d 'The daemon\'s system stat
 complete -c ratectl -n '__ratectl_at ""' -a tail -d 'Stream live rate updates and events until Ctrl-C; reconnects and resumes by...'
 complete -c ratectl -n '__ratectl_at ""' -a completion -d 'Print the shell completion script (install: see completions/README.md)'
 complete -c ratectl -n '__ratectl_at ""' -a board-url -d 'Print the URL of STORE\'s rate board, for pasting into a kiosk browser'
-complete -c ratectl -n '__ratectl_at ""' -a tui -d 'A live dashboard: rates, history, events; set overrides and create locks...'
+complete -c ratectl -n '__ratectl_at ""' -a tui -d 'A live dashboard: rates, history, events, every store\'s screens (t); set...'
 complete -c ratectl -n '__ratectl_at ""' -a config -d 'Write and inspect the config file'
 complete -c ratectl -n '__ratectl_at ""' -a context -d 'Contexts: one per daemon you talk to'
 complete -c ratectl -n '__ratectl_at ""' -a lock -d 'Rate locks: freeze a store\'s buy/sell for a customer transaction'

@@ -28,7 +28,8 @@ def tui(
         typer.Option("--read-only", help="Hide every change (overrides, locks): a wall screen."),
     ] = False,
 ) -> None:
-    """A live dashboard: rates, history, events; set overrides and create locks (press ?)."""
+    """A live dashboard: rates, history, events, every store's screens (t); set overrides and
+    create locks (press ?)."""
     from ratectl.settings import for_command
 
     s = for_command(ctx.find_root().obj, store=store)

@@ -65,6 +65,10 @@ def parse_time(value: str | int | float) -> datetime:
     raise ValueError(f"expected epoch milliseconds or an ISO 8601 time, got {value!r}")
 
 
+# The largest seq (and any other integer the databases keep): their signed 64-bit INTEGER.
+MAX_SEQ = 2**63 - 1
+
+
 class WireModel(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 

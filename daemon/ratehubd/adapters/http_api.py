@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 VERSION = "0.1.0"
 M = TypeVar("M", bound=BaseModel)
-MAX_INT = 2**63 - 1  # the databases' INTEGER: a larger seq was a 500 (OverflowError)
 
 
 def ok(data: Any) -> JSONResponse:
@@ -291,9 +290,10 @@ def create_app(rt: Runtime) -> FastAPI:
         pair: str | None = None,
         actor: str | None = None,
         type: Annotated[list[str] | None, Query()] = None,
-        afterSeq: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
-        beforeSeq: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_INT)] = 1000,
+        # Bounded by the databases' INTEGER: a larger seq was a 500 (OverflowError).
+        afterSeq: Annotated[int | None, Query(ge=0, le=wire.MAX_SEQ)] = None,
+        beforeSeq: Annotated[int | None, Query(ge=0, le=wire.MAX_SEQ)] = None,
+        limit: Annotated[int, Query(ge=1, le=wire.MAX_SEQ)] = 1000,
         order: str = "desc",
     ) -> JSONResponse:
         """The audit trail, newest first; filters combine with AND (``type`` may repeat or

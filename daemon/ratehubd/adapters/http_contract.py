@@ -75,12 +75,12 @@ def errors(*statuses: int, media: str = "application/json") -> dict[int | str, d
     page for people, ``media="text/html"``, explains the error in HTML instead)."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        schema: dict[str, Any] = {
-            "allOf": [{"$ref": REF.format(model="ErrorEnvelope")}],
-            "properties": {"code": {"type": "string", "enum": codes(status)}},
-        }
-        if media != "application/json":
-            schema = {"type": "string"}
+        schema: dict[str, Any] = {"type": "string"}
+        if media == "application/json":
+            schema = {
+                "allOf": [{"$ref": REF.format(model="ErrorEnvelope")}],
+                "properties": {"code": {"type": "string", "enum": codes(status)}},
+            }
         out[status] = {"description": WHY[status], "content": {media: {"schema": schema}}}
     return out
 

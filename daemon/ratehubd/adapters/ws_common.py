@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ratehubd import wire
 from ratehubd.auth import (
     RATES_READ_ALL,
     STORE,
@@ -33,9 +34,6 @@ def check_origin(origin: str | None, allowed: tuple[str, ...]) -> None:
     """Browsers send Origin; when CORS_ORIGINS is set, only those may connect."""
     if origin and allowed and "*" not in allowed and origin not in allowed:
         raise Forbidden(f"origin {origin!r} is not allowed (CORS_ORIGINS)")
-
-
-MAX_SEQ = 2**63 - 1  # the databases' INTEGER
 
 
 def handshake(
@@ -75,7 +73,7 @@ def handshake(
             last_seq = int(query["lastSeq"])
         except ValueError:
             last_seq = -1
-        if not 0 <= last_seq <= MAX_SEQ:
+        if not 0 <= last_seq <= wire.MAX_SEQ:
             raise InvalidRequest(
                 "lastSeq must be a non-negative integer (the seq of the last message received)"
             )
