@@ -149,13 +149,14 @@ async def test_live_refresh_keeps_the_cursor_on_its_store() -> None:
     app = app_with(answers)
     async with app.run_test(size=(80, 16)) as pilot:
         screen = await open_stores(pilot)
-        await pilot.press("down")  # s1
+        await pilot.press("down", "down")  # s3, the third row
         answers.stores = [store("s1", stale=1), store("s3", unconfirmed=2), store("s9", current=1)]
         seen = screen.loads
         await until(pilot, lambda: screen.loads > seen + 1)
         assert table_keys(screen) == ["s1", "s3", "s9"]
         table = screen.query_one(DataTable)
-        assert table.cursor_row == 0  # still on s1, which moved to the top
+        # still on s3, which moved up a row (a rebuilt table would put it on the first)
+        assert table.cursor_row == 1 and table_keys(screen)[table.cursor_row] == "s3"
 
 
 async def test_a_failed_read_keeps_the_rows_and_says_why() -> None:
